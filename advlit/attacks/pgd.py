@@ -1,0 +1,112 @@
+"""Projected gradient descent (Madry et al. 2018) and the fast gradient sign method
+(Goodfellow et al. 2015) in Linf and L2, with random starts and restarts."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from advlit.attacks.base import FixedBudgetAttack, ModelMode
+from advlit.attacks.geometry import clamp_to_box, project, random_in_ball, steepest_ascent
+from advlit.attacks.losses import LOSSES, attack_objective
+
+
+class PGD(FixedBudgetAttack):
+    """``steps`` iterations of x <- Proj_{B(x0, eps) ∩ [0,1]}(x + step_size * d), where d is
+    the steepest-ascent direction of the loss for the norm (sign for Linf, normalized
+    gradient for L2). A K-step attack costs exactly K forward+backward passes; with
+    ``restarts`` > 1 each restart adds one forward pass to pick, per sample, the worst case
+    (misclassified first, then the higher loss).
+    """
+
+    def __init__(self, *, norm: str = "linf", eps: float, steps: int = 10,
+                 step_size: float | None = None, random_start: bool = True, restarts: int = 1,
+                 loss: str = "ce", targeted: bool = False, model_mode: ModelMode = "eval",
+                 differentiable: bool = False) -> None:
+        super().__init__(norm=norm, eps=eps, targeted=targeted, model_mode=model_mode,
+                         differentiable=differentiable)
+        self.steps = steps
+        self.step_size = step_size
+        self.random_start = random_start
+        self.restarts = restarts
+        self.loss = loss
+        self.validate()
+
+    def validate(self) -> None:
+        super().validate()
+        if not (isinstance(self.steps, int) and self.steps >= 1):
+            raise ValueError(f"steps must be an integer >= 1, got {self.steps!r}")
+        if not (isinstance(self.restarts, int) and self.restarts >= 1):
+            raise ValueError(f"restarts must be an integer >= 1, got {self.restarts!r}")
+        if self.step_size is not None and not self.step_size > 0:
+            raise ValueError(f"step_size must be > 0 (or None for 2.5*eps/steps), got {self.step_size!r}")
+        if self.loss not in LOSSES:
+            raise ValueError(f"unknown loss {self.loss!r}; use one of {LOSSES}")
+
+    @property
+    def alpha(self) -> float:
+        """The step size actually used: ``step_size`` or 2.5 * eps / steps."""
+        return self.step_size if self.step_size is not None else 2.5 * self.eps / self.steps
+
+    def _objective(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return attack_objective(model(x), y, self.loss, self.targeted)
+
+    def _single_run(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        x_adv = x
+        if self.random_start:
+            x_adv = clamp_to_box(x + random_in_ball(x, self.norm, self.eps))
+        for _ in range(self.steps):
+            if not self.differentiable:
+                x_adv = x_adv.detach().requires_grad_(True)
+            elif not x_adv.requires_grad:
+                x_adv = x_adv.requires_grad_(True)
+            objective = self._objective(model, x_adv, y).sum()
+            (grad,) = torch.autograd.grad(objective, x_adv, create_graph=self.differentiable)
+            x_adv = x_adv + self.alpha * steepest_ascent(grad, self.norm)
+            x_adv = clamp_to_box(x + project(x_adv - x, self.norm, self.eps))
+        return x_adv
+
+    def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        best = self._single_run(model, x, y)
+        if self.restarts == 1:
+            return best
+        with torch.no_grad():
+            best_score = self._score(model, best, y)
+        for _ in range(self.restarts - 1):
+            candidate = self._single_run(model, x, y)
+            with torch.no_grad():
+                score = self._score(model, candidate, y)
+            better = score > best_score
+            best = torch.where(better.view(-1, *([1] * (x.dim() - 1))), candidate, best)
+            best_score = torch.maximum(score, best_score)
+        return best
+
+    def _score(self, model: nn.Module, x_adv: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Per-sample worst-case score: success dominates, then the attack objective."""
+        logits = model(x_adv)
+        pred = logits.argmax(dim=1)
+        success = (pred == y) if self.targeted else (pred != y)
+        objective = attack_objective(logits, y, self.loss, self.targeted)
+        return torch.where(success, torch.full_like(objective, float("inf")), objective)
+
+
+class FGSM(PGD):
+    """Fast gradient (sign) method: one step of size ``eps`` (Goodfellow et al. 2015).
+
+    With ``random_start=True`` it is the "fast adversarial training" attack of Wong et al.
+    (2020): a uniform start in the ball, one step of ``step_size`` (default 1.25 * eps),
+    then projection back onto the ball.
+    """
+
+    def __init__(self, *, norm: str = "linf", eps: float, random_start: bool = False,
+                 step_size: float | None = None, loss: str = "ce", targeted: bool = False,
+                 model_mode: ModelMode = "eval", differentiable: bool = False) -> None:
+        super().__init__(norm=norm, eps=eps, steps=1, step_size=step_size,
+                         random_start=random_start, restarts=1, loss=loss, targeted=targeted,
+                         model_mode=model_mode, differentiable=differentiable)
+
+    @property
+    def alpha(self) -> float:
+        if self.step_size is not None:
+            return self.step_size
+        return 1.25 * self.eps if self.random_start else self.eps

@@ -1,0 +1,76 @@
+"""Adversarial training: FGSM / fast-AT / PGD (Madry et al. 2018; Wong et al. 2020) with a
+fraction of natural batches, and mixed-norm training over several threat models
+(MAT-Rand and MAT-Max, Maini et al. 2020)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from torch import nn
+
+from advlit.attacks import Attack
+from advlit.attacks.base import model_state_guard
+from advlit.defenses.base import RobustClassifier
+
+
+class AdversarialTraining(RobustClassifier):
+    """Minimize cross-entropy on adversarial examples of ``attack`` (min-max training).
+
+    ``natural_ratio`` is the probability that a batch is trained on clean inputs instead
+    (e.g. 0.05). The attack generates examples on the eval-mode model by default; set
+    ``model_mode: train`` on the attack to use the training-mode model (BatchNorm batch
+    statistics, dropout) — its running statistics are restored either way.
+    """
+
+    def __init__(self, model: nn.Module, attack: Attack, natural_ratio: float = 0.0,
+                 optimizer: OptimizerCallable = torch.optim.Adam,
+                 scheduler: LRSchedulerCallable | None = None,
+                 scheduler_interval: Literal["epoch", "step"] = "epoch") -> None:
+        super().__init__(model, optimizer, scheduler, scheduler_interval)
+        if not 0.0 <= natural_ratio <= 1.0:
+            raise ValueError(f"natural_ratio must be in [0, 1], got {natural_ratio!r}")
+        self.attack = attack
+        self.natural_ratio = natural_ratio
+
+    def adversarial_examples(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.attack(self, x, y)
+
+    def training_loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        # Drawn on the CPU generator: no device sync, and saved in checkpoints.
+        natural = self.natural_ratio > 0 and torch.rand(()).item() < self.natural_ratio
+        x_train = x if natural else self.adversarial_examples(x, y)
+        return super().training_loss(x_train, y)
+
+
+class MixedNormAdversarialTraining(AdversarialTraining):
+    """Adversarial training against the union of several threat models (Maini et al. 2020).
+
+    ``strategy="rand"`` (MAT-Rand) trains each batch on one attack drawn uniformly;
+    ``strategy="max"`` (MAT-Max) runs every attack and keeps, per sample, the example with
+    the highest cross-entropy (one extra forward pass per attack).
+    """
+
+    def __init__(self, model: nn.Module, attacks: list[Attack],
+                 strategy: Literal["rand", "max"] = "max", natural_ratio: float = 0.0,
+                 optimizer: OptimizerCallable = torch.optim.Adam,
+                 scheduler: LRSchedulerCallable | None = None,
+                 scheduler_interval: Literal["epoch", "step"] = "epoch") -> None:
+        if len(attacks) < 2:
+            raise ValueError(f"mixed-norm training needs at least 2 attacks, got {len(attacks)}")
+        if strategy not in ("rand", "max"):
+            raise ValueError(f"strategy must be 'rand' or 'max', got {strategy!r}")
+        super().__init__(model, attacks[0], natural_ratio, optimizer, scheduler, scheduler_interval)
+        self.attacks = attacks
+        self.strategy = strategy
+
+    def adversarial_examples(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if self.strategy == "rand":
+            return self.attacks[int(torch.randint(len(self.attacks), ()))](self, x, y)
+        candidates = torch.stack([attack(self, x, y) for attack in self.attacks])
+        with torch.no_grad(), model_state_guard(self, "eval", freeze=False):
+            losses = torch.stack([F.cross_entropy(self(c), y, reduction="none") for c in candidates])
+        worst = losses.argmax(dim=0)
+        return candidates[worst, torch.arange(x.shape[0], device=x.device)]

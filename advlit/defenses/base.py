@@ -1,0 +1,90 @@
+"""RobustClassifier: the LightningModule every defense subclasses (ERM by default)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from lightning.pytorch import LightningModule
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from torch import nn
+from torchmetrics import MeanMetric
+
+RNG_KEY = "advlit_rng_states"
+
+
+class RobustClassifier(LightningModule):
+    """Empirical risk minimization with cross-entropy around a plain ``nn.Module`` classifier.
+
+    Subclasses change only :meth:`training_loss`. Logs ``{stage}/loss`` and ``{stage}/acc``
+    with one torchmetrics object per stage (exact under DDP). The global torch RNG states
+    (dropout, random starts, natural-batch draws) are stored in every checkpoint and
+    restored at the start of the resumed epoch, so a resumed run matches an uninterrupted one.
+    """
+
+    def __init__(self, model: nn.Module, optimizer: OptimizerCallable = torch.optim.Adam,
+                 scheduler: LRSchedulerCallable | None = None,
+                 scheduler_interval: Literal["epoch", "step"] = "epoch") -> None:
+        super().__init__()
+        self.model = model
+        self.optimizer = optimizer
+        self.scheduler = scheduler
+        self.scheduler_interval = scheduler_interval
+        self.train_acc, self.val_acc, self.test_acc = MeanMetric(), MeanMetric(), MeanMetric()
+        self._pending_rng_states: dict[str, Any] | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+    def training_loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return (loss, logits used for the training accuracy). ERM: cross-entropy on x."""
+        logits = self(x)
+        return F.cross_entropy(logits, y), logits
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        x, y = batch
+        loss, logits = self.training_loss(x, y)
+        self.train_acc.update((logits.argmax(dim=1) == y).float())
+        self.log("train/loss", loss, prog_bar=True)
+        self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True)
+        return loss
+
+    def _evaluation_step(self, batch, stage: str, accuracy: MeanMetric) -> None:
+        x, y = batch
+        logits = self(x)
+        accuracy.update((logits.argmax(dim=1) == y).float())
+        self.log(f"{stage}/loss", F.cross_entropy(logits, y), on_epoch=True, sync_dist=True,
+                 batch_size=x.shape[0])
+        self.log(f"{stage}/acc", accuracy, on_epoch=True, prog_bar=True)
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        self._evaluation_step(batch, "val", self.val_acc)
+
+    def test_step(self, batch, batch_idx: int) -> None:
+        self._evaluation_step(batch, "test", self.test_acc)
+
+    def configure_optimizers(self):
+        optimizer = self.optimizer(self.parameters())
+        if self.scheduler is None:
+            return optimizer
+        scheduler = self.scheduler(optimizer)
+        return {"optimizer": optimizer,
+                "lr_scheduler": {"scheduler": scheduler, "interval": self.scheduler_interval}}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        states = {"cpu": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            states["cuda"] = torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None
+        checkpoint[RNG_KEY] = states
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self._pending_rng_states = checkpoint.get(RNG_KEY)
+
+    def on_train_epoch_start(self) -> None:
+        states, self._pending_rng_states = self._pending_rng_states, None
+        if states is None:
+            return
+        torch.set_rng_state(states["cpu"])
+        if states.get("cuda") is not None and self.device.type == "cuda":
+            torch.cuda.set_rng_state(states["cuda"], self.device)

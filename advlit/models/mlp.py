@@ -1,0 +1,29 @@
+"""Fully connected ReLU network over flattened images."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from torch import nn
+
+from advlit.models.normalize import Normalize
+
+
+class MLP(nn.Module):
+    """Flatten - [Linear - ReLU] per hidden size - Linear(num_classes)."""
+
+    def __init__(self, num_classes: int = 10, input_shape: Sequence[int] = (1, 28, 28),
+                 hidden_sizes: Sequence[int] = (256, 256), mean: Sequence[float] = (0.0,),
+                 std: Sequence[float] = (1.0,)) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [Normalize(mean, std), nn.Flatten()]
+        width = math.prod(input_shape)
+        for hidden in hidden_sizes:
+            layers += [nn.Linear(width, hidden), nn.ReLU()]
+            width = hidden
+        layers.append(nn.Linear(width, num_classes))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return self.net(x)

@@ -1,0 +1,143 @@
+"""Attack invariants and strength, one parametrized list of cases (Foolbox-style)."""
+
+import pytest
+import torch
+
+from advlit.attacks import FGSM, PGD
+from advlit.attacks.geometry import lp_norm
+from tests.conftest import accuracy
+
+CASES = [
+    FGSM(norm="linf", eps=0.1),
+    FGSM(norm="linf", eps=0.1, random_start=True),
+    FGSM(norm="l2", eps=1.0),
+    PGD(norm="linf", eps=0.1, steps=5),
+    PGD(norm="l2", eps=1.0, steps=5),
+    PGD(norm="linf", eps=0.1, steps=3, restarts=2, loss="margin"),
+    PGD(norm="l2", eps=1.0, steps=3, targeted=True),
+    PGD(norm="linf", eps=0.1, steps=3, model_mode="train"),
+]
+
+
+def snapshot(model):
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+@pytest.mark.parametrize("attack", CASES, ids=repr)
+def test_invariants(attack, trained_bn_net, digits):
+    model = trained_bn_net
+    _, _, x, y = digits
+    x, y = x[:64], y[:64]
+    if attack.targeted:
+        y = (y + 1) % 10
+    model.train()
+    model.drop.eval()  # mixed per-module flags must come back exactly
+    for p in model.parameters():
+        p.grad = torch.full_like(p, 0.5)
+    before = snapshot(model)
+
+    x_adv = attack(model, x, y)
+
+    assert x_adv.shape == x.shape and x_adv.dtype == x.dtype and x_adv.device == x.device
+    assert not x_adv.requires_grad
+    assert (lp_norm(x_adv - x, attack.norm) <= attack.eps + 1e-6).all()
+    assert x_adv.min() >= 0 and x_adv.max() <= 1
+    assert model.training and model.conv.training and not model.drop.training
+    for k, v in snapshot(model).items():
+        assert torch.equal(v, before[k]), f"{k} changed (BatchNorm statistics or weights)"
+    for p in model.parameters():
+        assert p.requires_grad and torch.equal(p.grad, torch.full_like(p, 0.5))
+    model.eval()
+    for p in model.parameters():
+        p.grad = None
+
+
+@pytest.mark.parametrize("attack", CASES, ids=repr)
+def test_works_under_inference_mode(attack, trained_digits_cnn, digits):
+    """Lightning evaluates under torch.inference_mode: attacks must still get gradients."""
+    _, _, x, y = digits
+    with torch.inference_mode():
+        x_adv = attack(trained_digits_cnn, x[:32], y[:32])
+    assert (x_adv != x[:32]).any()
+
+
+def test_pgd_stronger_than_fgsm_and_monotone_in_eps(trained_digits_cnn, digits):
+    model = trained_digits_cnn
+    _, _, x, y = digits
+    clean = accuracy(model, x, y)
+    assert clean > 0.9
+    torch.manual_seed(0)
+    fgsm = accuracy(model, FGSM(eps=0.1)(model, x, y), y)
+    pgd = accuracy(model, PGD(eps=0.1, steps=20)(model, x, y), y)
+    assert pgd <= fgsm < clean
+    curve = [accuracy(model, PGD(eps=e, steps=20, random_start=False)(model, x, y), y)
+             for e in (0.0, 0.05, 0.1, 0.2, 0.4)]
+    assert curve[0] == pytest.approx(clean)
+    assert all(b <= a + 1e-9 for a, b in zip(curve, curve[1:])), curve
+    assert curve[-1] <= 0.02
+
+
+@pytest.mark.parametrize("norm,eps", [("linf", 1.0), ("l2", 8.0)])
+def test_huge_budget_reaches_zero_accuracy(norm, eps, trained_digits_cnn, digits):
+    _, _, x, y = digits
+    x_adv = PGD(norm=norm, eps=eps, steps=30)(trained_digits_cnn, x, y)
+    assert accuracy(trained_digits_cnn, x_adv, y) <= 0.01
+
+
+def test_targeted_attack_reaches_target(trained_digits_cnn, digits):
+    _, _, x, y = digits
+    target = (y + 3) % 10
+    x_adv = PGD(norm="linf", eps=0.4, steps=40, targeted=True)(trained_digits_cnn, x, target)
+    assert accuracy(trained_digits_cnn, x_adv, target) >= 0.95
+
+
+def test_restarts_keep_per_sample_worst_case(trained_digits_cnn, digits):
+    """With the same seed the first restart equals the single run, so the per-sample worst
+    case over restarts can only lower the robust accuracy and raise the loss."""
+    model = trained_digits_cnn
+    _, _, x, y = digits
+    torch.manual_seed(1)
+    one = PGD(eps=0.06, steps=3, loss="margin")(model, x, y)
+    torch.manual_seed(1)
+    many = PGD(eps=0.06, steps=3, restarts=5, loss="margin")(model, x, y)
+    with torch.no_grad():
+        from advlit.attacks.losses import margin
+        m_one, m_many = margin(model(one), y), margin(model(many), y)
+    assert accuracy(model, many, y) < accuracy(model, one, y)
+    assert (m_many <= m_one + 1e-5).all()
+
+
+def test_differentiable_attack_backpropagates_to_parameters(trained_digits_cnn, digits):
+    model = trained_digits_cnn
+    _, _, x, y = digits
+    before = [None if p.grad is None else p.grad.clone() for p in model.parameters()]
+    x_adv = PGD(norm="l2", eps=0.5, steps=2, random_start=False, differentiable=True)(model, x[:8], y[:8])
+    assert x_adv.requires_grad
+    grads = torch.autograd.grad(model(x_adv).sum(), list(model.parameters()), allow_unused=True)
+    assert any(g is not None and g.abs().sum() > 0 for g in grads)
+    for p, g in zip(model.parameters(), before):  # autograd.grad never accumulates .grad
+        assert (p.grad is None and g is None) or torch.equal(p.grad, g)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(norm="l3", eps=0.1), "unknown norm 'l3'"),
+    (dict(eps=-0.1), "eps must be >= 0"),
+    (dict(eps=0.1, steps=0), "steps must be an integer >= 1"),
+    (dict(eps=0.1, restarts=0), "restarts must be"),
+    (dict(eps=0.1, loss="hinge"), "unknown loss 'hinge'"),
+    (dict(eps=0.1, step_size=0.0), "step_size must be > 0"),
+    (dict(eps=0.1, model_mode="test"), "model_mode must be"),
+])
+def test_bad_hyper_parameters_raise_at_construction(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        PGD(**kwargs)
+
+
+def test_replace_validates_and_copies():
+    attack = PGD(eps=0.1, steps=5)
+    other = attack.replace(eps=0.3)
+    assert (attack.eps, other.eps, other.steps) == (0.1, 0.3, 5)
+    with pytest.raises(ValueError, match="eps must be >= 0"):
+        attack.replace(eps=-1.0)
+    with pytest.raises(ValueError, match="no hyper-parameter 'epsilon'"):
+        attack.replace(epsilon=0.1)
