@@ -5,8 +5,13 @@ import numpy as np
 import pytest
 import torch
 
-from advlit.data import (CIFAR10DataModule, DigitsDataModule, FashionMNISTDataModule,
-                         MissingDataError, MNISTDataModule)
+from advlit.data import (
+    CIFAR10DataModule,
+    DigitsDataModule,
+    FashionMNISTDataModule,
+    MissingDataError,
+    MNISTDataModule,
+)
 from advlit.data.formats import read_idx
 from advlit.data.loading import TensorImageDataset, UnpaddedDistributedSampler, random_crop_flip
 from tests.conftest import SHARED_DATA

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import copy
-from typing import Iterator, Literal
+from collections.abc import Iterator
+from typing import Literal
 
 import torch
 from torch import nn
@@ -81,7 +82,7 @@ class Attack:
                 x_adv = self.perturb(model, x, y)
         return x_adv if self.differentiable else x_adv.detach()
 
-    def replace(self, **changes) -> "Attack":
+    def replace(self, **changes) -> Attack:
         """A copy of this attack with some hyper-parameters changed (validated again)."""
         new = copy.copy(self)
         for key, value in changes.items():
