@@ -32,6 +32,7 @@ class RobustClassifier(LightningModule):
         self.scheduler = scheduler
         self.scheduler_interval = scheduler_interval
         self.train_acc, self.val_acc, self.test_acc = MeanMetric(), MeanMetric(), MeanMetric()
+        self.val_loss, self.test_loss = MeanMetric(), MeanMetric()
         self._pending_rng_states: dict[str, Any] | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -50,19 +51,19 @@ class RobustClassifier(LightningModule):
         self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True)
         return loss
 
-    def _evaluation_step(self, batch, stage: str, accuracy: MeanMetric) -> None:
+    def _evaluation_step(self, batch, stage: str, accuracy: MeanMetric, loss: MeanMetric) -> None:
         x, y = batch
         logits = self(x)
         accuracy.update((logits.argmax(dim=1) == y).float())
-        self.log(f"{stage}/loss", F.cross_entropy(logits, y), on_epoch=True, sync_dist=True,
-                 batch_size=x.shape[0])
+        loss.update(F.cross_entropy(logits, y, reduction="none"))
+        self.log(f"{stage}/loss", loss, on_epoch=True)
         self.log(f"{stage}/acc", accuracy, on_epoch=True, prog_bar=True)
 
     def validation_step(self, batch, batch_idx: int) -> None:
-        self._evaluation_step(batch, "val", self.val_acc)
+        self._evaluation_step(batch, "val", self.val_acc, self.val_loss)
 
     def test_step(self, batch, batch_idx: int) -> None:
-        self._evaluation_step(batch, "test", self.test_acc)
+        self._evaluation_step(batch, "test", self.test_acc, self.test_loss)
 
     def configure_optimizers(self):
         optimizer = self.optimizer(self.parameters())

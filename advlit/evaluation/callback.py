@@ -72,7 +72,8 @@ class RobustnessEvaluation(Callback):
                 value = metric.compute()  # synchronizes across processes
                 metric.reset()
                 self.results[name] = float(value)
-                pl_module.log(name, value, sync_dist=False, rank_zero_only=False)
+                # already reduced over processes; sync_dist averages identical values (exact)
+                pl_module.log(name, value, sync_dist=True)
 
     def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
         if self._active(trainer, "test"):
