@@ -141,3 +141,14 @@ def test_replace_validates_and_copies():
         attack.replace(eps=-1.0)
     with pytest.raises(ValueError, match="no hyper-parameter 'epsilon'"):
         attack.replace(epsilon=0.1)
+
+
+def test_l1_pgd_stays_in_ball_and_is_sparse(trained_digits_cnn, digits):
+    from advlit.attacks.geometry import lp_norm as norm
+
+    _, _, x, y = digits
+    attack = PGD(norm="l1", eps=2.0, steps=20)
+    x_adv = attack(trained_digits_cnn, x, y)
+    assert (norm(x_adv - x, "l1") <= 2.0 + 1e-5).all() and x_adv.min() >= 0 and x_adv.max() <= 1
+    assert accuracy(trained_digits_cnn, x_adv, y) < accuracy(trained_digits_cnn, x, y) - 0.3
+    assert norm(x_adv - x, "l0").mean() < 0.5 * x[0].numel()

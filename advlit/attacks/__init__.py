@@ -1,6 +1,10 @@
 """Adversarial attacks in pure torch: ``attack(model, x, y) -> x_adv``."""
 
-from advlit.attacks.base import Attack, FixedBudgetAttack, model_state_guard
+from advlit.attacks.base import Attack, FixedBudgetAttack, MinNormAttack, model_state_guard
+from advlit.attacks.cw import CarliniWagnerL2
+from advlit.attacks.deepfool import DeepFool
+from advlit.attacks.pdgd import PDGD, PDPGD
 from advlit.attacks.pgd import FGSM, PGD
 
-__all__ = ["Attack", "FixedBudgetAttack", "FGSM", "PGD", "model_state_guard"]
+__all__ = ["PDGD", "PDPGD", "PGD", "FGSM", "Attack", "CarliniWagnerL2", "DeepFool",
+           "FixedBudgetAttack", "MinNormAttack", "model_state_guard"]

@@ -113,3 +113,30 @@ class FixedBudgetAttack(Attack):
             raise ValueError(f"unknown norm {self.norm!r}; use one of {NORMS}")
         if not self.eps >= 0:
             raise ValueError(f"eps must be >= 0, got {self.eps!r}")
+
+
+class MinNormAttack(Attack):
+    """An attack that looks for the smallest ``norm`` perturbation that changes the decision.
+
+    Returns, per sample, the smallest adversarial example it found and ``x`` unchanged where
+    it found none. ``norms`` lists the norms a subclass supports.
+    """
+
+    norms: tuple[str, ...] = ("l2",)
+
+    def __init__(self, *, norm: str = "l2", **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.norm = norm
+
+    def validate(self) -> None:
+        if self.norm not in self.norms:
+            raise ValueError(f"{type(self).__name__} supports norm in {self.norms}, got {self.norm!r}")
+
+    def is_adversarial(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        pred = logits.argmax(dim=1)
+        return pred == y if self.targeted else pred != y
+
+
+def check_positive_int(name: str, value) -> None:
+    if not (isinstance(value, int) and value >= 1):
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")

@@ -1,5 +1,6 @@
 """Projected gradient descent (Madry et al. 2018) and the fast gradient sign method
-(Goodfellow et al. 2015) in Linf and L2, with random starts and restarts."""
+(Goodfellow et al. 2015) in Linf, L2 and L1 (sparse L1 descent, Tramer & Boneh 2019), with
+random starts and restarts."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from advlit.attacks.losses import LOSSES, attack_objective
 class PGD(FixedBudgetAttack):
     """``steps`` iterations of x <- Proj_{B(x0, eps) ∩ [0,1]}(x + step_size * d), where d is
     the steepest-ascent direction of the loss for the norm (sign for Linf, normalized
-    gradient for L2). A K-step attack costs exactly K forward+backward passes; with
+    gradient for L2, sign on the top ``l1_sparsity`` fraction of coordinates for L1, skipping
+    pixels already at the box boundary). A K-step attack costs exactly K forward+backward passes; with
     ``restarts`` > 1 each restart adds one forward pass to pick, per sample, the worst case
     (misclassified first, then the higher loss).
     """
@@ -22,9 +24,10 @@ class PGD(FixedBudgetAttack):
     def __init__(self, *, norm: str = "linf", eps: float, steps: int = 10,
                  step_size: float | None = None, random_start: bool = True, restarts: int = 1,
                  loss: str = "ce", targeted: bool = False, model_mode: ModelMode = "eval",
-                 differentiable: bool = False) -> None:
+                 differentiable: bool = False, l1_sparsity: float = 0.01) -> None:
         super().__init__(norm=norm, eps=eps, targeted=targeted, model_mode=model_mode,
                          differentiable=differentiable)
+        self.l1_sparsity = l1_sparsity
         self.steps = steps
         self.step_size = step_size
         self.random_start = random_start
@@ -42,6 +45,8 @@ class PGD(FixedBudgetAttack):
             raise ValueError(f"step_size must be > 0 (or None for 2.5*eps/steps), got {self.step_size!r}")
         if self.loss not in LOSSES:
             raise ValueError(f"unknown loss {self.loss!r}; use one of {LOSSES}")
+        if not 0 < self.l1_sparsity <= 1:
+            raise ValueError(f"l1_sparsity must be in (0, 1], got {self.l1_sparsity!r}")
 
     @property
     def alpha(self) -> float:
@@ -62,7 +67,9 @@ class PGD(FixedBudgetAttack):
                 x_adv = x_adv.requires_grad_(True)
             objective = self._objective(model, x_adv, y).sum()
             (grad,) = torch.autograd.grad(objective, x_adv, create_graph=self.differentiable)
-            x_adv = x_adv + self.alpha * steepest_ascent(grad, self.norm)
+            if self.norm == "l1":  # no L1 budget on coordinates the box would clip anyway
+                grad = grad * ~(((x_adv <= 0) & (grad < 0)) | ((x_adv >= 1) & (grad > 0)))
+            x_adv = x_adv + self.alpha * steepest_ascent(grad, self.norm, self.l1_sparsity)
             x_adv = clamp_to_box(x + project(x_adv - x, self.norm, self.eps))
         return x_adv
 

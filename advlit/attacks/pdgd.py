@@ -1,0 +1,137 @@
+"""Primal-dual min-norm attacks (Matyasko's thesis ch. 5, Algorithms 2-3; Matyasko & Chau,
+"PDPGD", 2021): PDGD for L2 and PDPGD (proximal) for Linf, L2, L1, L0 and group-L0.
+
+Lagrangian of  min ||r||  s.t.  x + r misclassified:  w_n ||r|| + w_c * max(m(x + r), 0),
+with m the prediction margin (target margin 0) and (w_n, w_c) = softmax(0, log lambda).
+Primal: Adam on r (PDGD), or a gradient step on the hinge followed by the proximal operator
+of the norm (PDPGD, proximal gradient). Dual: gradient ascent on log lambda with the
+misclassification indicator (+1 while x + r is still classified correctly, -1 once it is
+adversarial), smoothed by an exponential moving average. The primal learning rate decays
+linearly to ``lr_final`` of its start; the best adversarial example is kept per sample.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from advlit.attacks.base import MinNormAttack, ModelMode, check_positive_int
+from advlit.attacks.geometry import _per_sample_view, clamp_to_box, lp_norm, normalize_l2
+from advlit.attacks.losses import margin
+from advlit.attacks.proximal import PROXIMAL
+
+ADAM_BETAS = (0.9, 0.999)
+
+
+class PDGD(MinNormAttack):
+    """Primal-dual gradient descent, L2 (thesis Algorithm 2). Cost: ``steps * restarts``
+    forward+backward passes."""
+
+    norms = ("l2",)
+
+    def __init__(self, *, norm: str = "l2", steps: int = 500, lr: float = 0.1,
+                 lr_final: float = 0.01, dual_lr: float = 0.1, dual_init: float = 1.0,
+                 dual_ema: float = 0.9, restarts: int = 1, random_init: float = 0.0,
+                 targeted: bool = False, model_mode: ModelMode = "eval") -> None:
+        super().__init__(norm=norm, targeted=targeted, model_mode=model_mode)
+        self.steps, self.lr, self.lr_final = steps, lr, lr_final
+        self.dual_lr, self.dual_init, self.dual_ema = dual_lr, dual_init, dual_ema
+        self.restarts, self.random_init = restarts, random_init
+        self.validate()
+
+    def validate(self) -> None:
+        super().validate()
+        check_positive_int("steps", self.steps)
+        check_positive_int("restarts", self.restarts)
+        for name in ("lr", "dual_lr", "dual_init"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
+        if not 0 < self.lr_final <= 1:
+            raise ValueError(f"lr_final must be in (0, 1], got {self.lr_final!r}")
+        if not 0 <= self.dual_ema < 1:
+            raise ValueError(f"dual_ema must be in [0, 1), got {self.dual_ema!r}")
+        if self.random_init < 0:
+            raise ValueError(f"random_init must be >= 0, got {self.random_init!r}")
+
+    # -- primal step: Adam on the Lagrangian ------------------------------------------
+    def primal_step(self, state: dict, r, grad_hinge, w_norm, w_cls, lr: float, step: int):
+        """Adam step on w_n ||r||_2 + w_c hinge (d||r||/dr = r / ||r||, zero-safe)."""
+        grad = _per_sample_view(w_cls, r) * grad_hinge + _per_sample_view(w_norm, r) * normalize_l2(r)
+        beta1, beta2 = ADAM_BETAS
+        if not state:
+            state["m"], state["v"] = torch.zeros_like(r), torch.zeros_like(r)
+        state["m"].mul_(beta1).add_(grad, alpha=1 - beta1)
+        state["v"].mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+        m_hat = state["m"] / (1 - beta1 ** (step + 1))
+        v_hat = state["v"] / (1 - beta2 ** (step + 1))
+        return r - lr * m_hat / (v_hat.sqrt() + 1e-8)
+
+    # -- loop -----------------------------------------------------------------------
+    def _run(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, best: torch.Tensor,
+             best_norm: torch.Tensor) -> None:
+        n = x.shape[0]
+        r = torch.zeros_like(x)
+        if self.random_init > 0:
+            r = clamp_to_box(x + torch.empty_like(x).uniform_(-self.random_init, self.random_init)) - x
+        state: dict = {}
+        log_dual = torch.full((n,), math.log(self.dual_init), device=x.device, dtype=x.dtype)
+        weights = torch.stack([torch.zeros_like(log_dual), log_dual], dim=1).softmax(dim=1)
+        for step in range(self.steps):
+            r_leaf = r.detach().requires_grad_(True)
+            logits = model(x + r_leaf)
+            m = margin(logits, y)
+            m = -m if self.targeted else m
+            (grad_hinge,) = torch.autograd.grad(m.clamp_min(0).sum(), r_leaf)
+            with torch.no_grad():
+                adversarial = m < 0
+                norm = lp_norm(r, self.norm)
+                better = adversarial & (norm < best_norm)
+                best_norm.copy_(torch.where(better, norm, best_norm))
+                best.copy_(torch.where(_per_sample_view(better, x), x + r, best))
+
+                progress = step / max(1, self.steps - 1)
+                lr = self.lr * (1 - (1 - self.lr_final) * progress)
+                r = self.primal_step(state, r, grad_hinge, weights[:, 0], weights[:, 1], lr, step)
+                r = clamp_to_box(x + r) - x
+
+                indicator = (~adversarial).to(x.dtype) * 2 - 1
+                log_dual = (log_dual + self.dual_lr * indicator).clamp(-20, 20)
+                current = torch.stack([torch.zeros_like(log_dual), log_dual], dim=1).softmax(dim=1)
+                weights = self.dual_ema * weights + (1 - self.dual_ema) * current
+
+    def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        best = x.clone()
+        best_norm = torch.full((x.shape[0],), float("inf"), device=x.device, dtype=x.dtype)
+        with torch.no_grad():  # already misclassified points need no perturbation
+            already = self.is_adversarial(model(x), y)
+            best_norm.masked_fill_(already, 0.0)
+        for _ in range(self.restarts):
+            self._run(model, x, y, best, best_norm)
+        return best
+
+
+class PDPGD(PDGD):
+    """Primal-dual proximal gradient descent (thesis Algorithm 3) for ``norm`` in linf, l2,
+    l1, l0 and group_l0 (pixels changed in any channel). The primal step is an
+    normalized gradient step on the hinge, then the proximal operator of the norm."""
+
+    norms = ("linf", "l2", "l1", "l0", "group_l0")
+
+    def __init__(self, *, norm: str = "linf", steps: int = 500, lr: float = 0.3,
+                 lr_final: float = 0.01, dual_lr: float = 0.1, dual_init: float = 1.0,
+                 dual_ema: float = 0.9, restarts: int = 1, random_init: float = 0.0,
+                 targeted: bool = False, model_mode: ModelMode = "eval") -> None:
+        super().__init__(norm=norm, steps=steps, lr=lr, lr_final=lr_final, dual_lr=dual_lr,
+                         dual_init=dual_init, dual_ema=dual_ema, restarts=restarts,
+                         random_init=random_init, targeted=targeted, model_mode=model_mode)
+
+    def primal_step(self, state: dict, r, grad_hinge, w_norm, w_cls, lr: float, step: int):
+        """Proximal gradient: a step of L2 length ``lr`` down the hinge, r_half = r - eta
+        w_c grad with eta = lr / (w_c ||grad||), then prox_{eta w_n ||.||}(r_half)."""
+        g_norm = grad_hinge.flatten(1).norm(dim=1)
+        eta = lr / (w_cls * g_norm).clamp_min(1e-12)
+        r_half = r - normalize_l2(grad_hinge) * lr
+        threshold = torch.where(g_norm > 0, eta * w_norm, lr * w_norm / w_cls.clamp_min(1e-12))
+        return PROXIMAL[self.norm](r_half, threshold)
