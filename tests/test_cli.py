@@ -26,8 +26,11 @@ def test_fit_then_test_with_offline_wandb(tmp_path, monkeypatch):
     assert metrics["test/clean_acc"] > 0.2  # above chance after 2 epochs
     assert metrics["test/robust_acc/pgd20/eps=0.2"] <= metrics["test/robust_acc/pgd20/eps=0.05"]
     assert metrics["test/robust_acc/pgd20/eps=0.2"] <= metrics["test/robust_acc/fgsm/eps=0.2"]
-    runs = list((tmp_path / "logs" / "wandb").glob("offline-run-*"))
+    assert "test/median_norm/deepfool" in metrics and "test/rho_adv/deepfool" in metrics
+    runs = sorted((tmp_path / "logs" / "wandb").glob("offline-run-*"))
     assert len(runs) == 2 and all(list(r.glob("*.wandb")) for r in runs)
+    media = runs[-1] / "files" / "media"  # the test run: table, curve plot data, example grid
+    assert list((media / "images").rglob("*.png")) and list((media / "table").rglob("*.json"))
 
 
 def test_resumed_fit_matches_uninterrupted_fit(tmp_path, monkeypatch):

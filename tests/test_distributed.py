@@ -1,5 +1,6 @@
 """Two CPU processes (DDP, gloo) evaluate exactly the numbers of one process, on a test set
-whose size does not divide by 2 (no padded duplicates, no lost samples)."""
+whose size does not divide by 2 (no padded duplicates, no lost samples), with an evaluation
+subset (the first 15 of 23 test images) and a min-norm attack (gathered radii, median)."""
 
 import csv
 import subprocess
@@ -29,7 +30,9 @@ trainer:
         attacks:
           fgsm: {{class_path: advlit.attacks.FGSM, init_args: {{eps: 0.1}}}}
           pgd: {{class_path: advlit.attacks.PGD, init_args: {{eps: 0.1, steps: 3, random_start: false}}}}
+          deepfool: {{class_path: advlit.attacks.DeepFool, init_args: {{norm: linf}}}}
         eps_grid: {{linf: [0.02, 0.1]}}
+        max_samples: 15
 model:
   class_path: advlit.defenses.RobustClassifier
   init_args:
@@ -71,7 +74,10 @@ def test_two_processes_give_the_same_counts_as_one(tmp_path):
                    check=True, cwd=tmp_path, capture_output=True, timeout=300)
     double = read_test_metrics(tmp_path / "logs")
 
-    assert set(single) == set(double) and "test/robust_acc/pgd/eps=0.1" in single
+    assert set(single) == set(double)
+    for key in ("test/robust_acc/pgd/eps=0.1", "test/robust_acc/worst_linf/eps=0.1",
+                "test/median_norm/deepfool", "test/rho_adv/deepfool"):
+        assert key in single
     assert single == double
-    # counts are k/23, so a duplicated or lost sample would show
-    assert 0 < single["test/clean_acc"] and round(single["test/clean_acc"] * 23, 4).is_integer()
+    # counts are k/15 (the evaluation subset), so a duplicated or lost sample would show
+    assert 0 < single["test/clean_acc"] and round(single["test/clean_acc"] * 15, 4).is_integer()

@@ -1,0 +1,37 @@
+"""W&B media for an evaluation: a robustness table, robust-accuracy-vs-eps plots, a grid of
+adversarial examples with predicted labels, and perturbation-norm histograms."""
+
+from __future__ import annotations
+
+import torch
+from lightning.pytorch.loggers import WandbLogger
+
+
+def log_wandb_media(loggers, stage: str, rows: list[list], examples: dict[str, tuple],
+                    radii: dict[str, torch.Tensor]) -> None:
+    """``rows``: [attack, norm, eps, robust_acc]; ``examples[name]`` = (x_adv, pred, label);
+    ``radii[name]`` = per-sample min-norm radii (finite, positive ones are histogrammed)."""
+    wandb_loggers = [logger for logger in loggers if isinstance(logger, WandbLogger)]
+    if not wandb_loggers:
+        return
+    import wandb
+
+    columns = ["attack", "norm", "eps", "robust_acc"]
+    for logger in wandb_loggers:
+        logger.log_table(key=f"{stage}/robustness", columns=columns, data=rows)
+        table = wandb.Table(columns=columns, data=rows)
+        media = {}
+        for norm in sorted({row[1] for row in rows}):
+            subset = wandb.Table(columns=columns, data=[r for r in rows if r[1] == norm])
+            media[f"{stage}/robust_acc_curve/{norm}"] = wandb.plot.line(
+                subset, "eps", "robust_acc", stroke="attack", title=f"{stage} robust accuracy ({norm})")
+        for name, values in radii.items():
+            finite = values[values.isfinite() & (values > 0)]
+            if finite.numel():
+                media[f"{stage}/norm_histogram/{name}"] = wandb.Histogram(finite.cpu().numpy())
+        media[f"{stage}/robustness_table"] = table
+        logger.experiment.log(media)
+        for name, (x_adv, pred, label) in examples.items():
+            logger.log_image(key=f"{stage}/adversarial_examples/{name}",
+                             images=[img.float().cpu() for img in x_adv],
+                             caption=[f"pred {p} (true {t})" for p, t in zip(pred.tolist(), label.tolist())])
