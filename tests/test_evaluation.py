@@ -101,3 +101,19 @@ def test_bad_evaluation_arguments():
         RobustnessEvaluation({"pgd": PGD(eps=0.1)}, eps_grid={"linf": [-0.1]})
     with pytest.raises(ValueError, match="max_samples must be >= 1"):
         RobustnessEvaluation({"pgd": PGD(eps=0.1)}, max_samples=0)
+
+
+def test_peer_attacks_run_inside_a_suite(trained_digits_cnn, digits):
+    pytest.importorskip("torchattacks", reason="optional peer: pip install --no-deps torchattacks")
+    from advlit.attacks import TorchattacksBudget, TorchattacksMinNorm
+
+    _, _, x, y = digits
+    theirs = TorchattacksBudget(name="PGD", eps=0.1, options={"alpha": 0.01, "steps": 20})
+    ours = PGD(eps=0.1, steps=20, step_size=0.01)
+    torch.manual_seed(0)
+    a = accuracy(trained_digits_cnn, ours(trained_digits_cnn, x, y), y)
+    torch.manual_seed(0)
+    b = accuracy(trained_digits_cnn, theirs(trained_digits_cnn, x, y), y)
+    assert abs(a - b) <= 0.03
+    x_adv = TorchattacksMinNorm(name="DeepFool", options={"steps": 50})(trained_digits_cnn, x[:32], y[:32])
+    assert x_adv.shape == x[:32].shape

@@ -4,7 +4,9 @@ from advlit.attacks.base import Attack, FixedBudgetAttack, MinNormAttack, model_
 from advlit.attacks.cw import CarliniWagnerL2
 from advlit.attacks.deepfool import DeepFool
 from advlit.attacks.pdgd import PDGD, PDPGD
+from advlit.attacks.peers import TorchattacksBudget, TorchattacksMinNorm
 from advlit.attacks.pgd import FGSM, PGD
 
 __all__ = ["PDGD", "PDPGD", "PGD", "FGSM", "Attack", "CarliniWagnerL2", "DeepFool",
-           "FixedBudgetAttack", "MinNormAttack", "model_state_guard"]
+           "FixedBudgetAttack", "MinNormAttack", "TorchattacksBudget", "TorchattacksMinNorm",
+           "model_state_guard"]
