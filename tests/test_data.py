@@ -132,3 +132,16 @@ def test_bad_datamodule_arguments():
         DigitsDataModule(batch_size=0)
     with pytest.raises(ValueError, match="val_size=5000 leaves no training data"):
         DigitsDataModule(val_size=5000).setup()
+
+
+def test_class_subset_relabels_and_sets_num_classes():
+    dm = DigitsDataModule(classes=[7, 1], val_size=20)
+    dm.setup()
+    assert dm.num_classes == 2
+    assert set(dm.train_set.labels.tolist()) == {0, 1} and set(dm.test_set.labels.tolist()) == {0, 1}
+    full = DigitsDataModule(val_size=0)
+    full.setup()
+    sevens = (full.test_set.labels == 7).sum().item()
+    assert (dm.test_set.labels == 0).sum().item() == sevens
+    with pytest.raises(ValueError, match="at least 2 distinct labels"):
+        DigitsDataModule(classes=[3, 3])

@@ -56,10 +56,14 @@ class PGD(FixedBudgetAttack):
     def _objective(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return attack_objective(model(x), y, self.loss, self.targeted)
 
-    def _single_run(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        x_adv = x
+    def _start(self, x: torch.Tensor) -> torch.Tensor:
+        """Starting point: uniform in the ball (``random_start``) or x itself."""
         if self.random_start:
-            x_adv = clamp_to_box(x + random_in_ball(x, self.norm, self.eps))
+            return clamp_to_box(x + random_in_ball(x, self.norm, self.eps))
+        return x
+
+    def _single_run(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        x_adv = self._start(x)
         for _ in range(self.steps):
             if not self.differentiable:
                 x_adv = x_adv.detach().requires_grad_(True)

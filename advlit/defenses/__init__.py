@@ -2,5 +2,10 @@
 
 from advlit.defenses.adversarial import AdversarialTraining, MixedNormAdversarialTraining
 from advlit.defenses.base import RobustClassifier
+from advlit.defenses.linear import RobustLinearClassifier
+from advlit.defenses.margin import MarginMaximization
+from advlit.defenses.trades import TRADES
+from advlit.defenses.vat import VirtualAdversarialTraining
 
-__all__ = ["AdversarialTraining", "MixedNormAdversarialTraining", "RobustClassifier"]
+__all__ = ["TRADES", "AdversarialTraining", "MarginMaximization", "MixedNormAdversarialTraining",
+           "RobustClassifier", "RobustLinearClassifier", "VirtualAdversarialTraining"]

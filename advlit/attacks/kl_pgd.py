@@ -1,0 +1,38 @@
+"""The inner maximization of TRADES (Zhang et al. 2019): PGD on KL(f(x) || f(x'))."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from advlit.attacks.base import ModelMode
+from advlit.attacks.geometry import clamp_to_box
+from advlit.attacks.pgd import PGD
+
+
+class KLPGD(PGD):
+    """PGD that maximizes KL(softmax f(x) || softmax f(x')) over x' in the ball, started at
+    x + ``init_std`` * N(0, I) (TRADES uses 0.001). Labels are not used."""
+
+    def __init__(self, *, norm: str = "linf", eps: float, steps: int = 10,
+                 step_size: float | None = None, init_std: float = 0.001,
+                 model_mode: ModelMode = "eval") -> None:
+        super().__init__(norm=norm, eps=eps, steps=steps, step_size=step_size, random_start=True,
+                         model_mode=model_mode)
+        self.init_std = init_std
+
+    def _start(self, x: torch.Tensor) -> torch.Tensor:
+        return clamp_to_box(x + self.init_std * torch.randn_like(x))
+
+    def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            self._clean_log_probs = F.log_softmax(model(x), dim=1)
+        try:
+            return super().perturb(model, x, y)
+        finally:
+            del self._clean_log_probs
+
+    def _objective(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        log_q = F.log_softmax(model(x), dim=1)
+        return F.kl_div(log_q, self._clean_log_probs, log_target=True, reduction="none").sum(dim=1)
