@@ -32,7 +32,8 @@ def errors(cli) -> tuple[float, float, float]:
 
 
 def main() -> None:
-    print(f"{'model':<20}{'clean error':>12}{'paper':>8}{'optimal attack':>16}{'paper':>8}{'box-clipped':>13}")
+    print(f"{'model':<20}{'clean error':>12}{'paper':>8}{'optimal attack':>16}{'paper':>8}"
+          f"{'box-clipped':>13}")
     for name, (paper_clean, paper_adv) in PAPER.items():
         config = f"configs/mnist/{name}.yaml"
         cli = build_cli(["fit", "--config", config, "--trainer.logger=false",

@@ -48,7 +48,8 @@ def test_margin_sensitivity_of_a_linear_model_is_the_weight_gap(margin_norm, q):
     x, y = torch.rand(8, 1, 4, 4), torch.randint(0, 4, (8,))
     module = MarginMaximization(linear, C=1.0, margin_norm=margin_norm, loss="hinge", competitors=3)
     loss, logits = module.training_loss(x, y)
-    hinge = (1 + logits.scatter(1, y[:, None], float("-inf")).amax(1) - logits.gather(1, y[:, None]).squeeze(1))
+    rival = logits.scatter(1, y[:, None], float("-inf")).amax(1)
+    hinge = 1 + rival - logits.gather(1, y[:, None]).squeeze(1)
     W = linear[1].weight
     gaps = torch.stack([max((W[y[i]] - W[j]).norm(p=q) for j in range(4) if j != y[i]) for i in range(8)])
     assert loss.item() == pytest.approx((hinge.clamp_min(0).mean() + gaps.mean()).item(), rel=1e-5)
