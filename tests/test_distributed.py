@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from advlit.cli import build_cli
 from tests.test_data import write_idx
@@ -78,6 +79,9 @@ def test_two_processes_give_the_same_counts_as_one(tmp_path):
     for key in ("test/robust_acc/pgd/eps=0.1", "test/robust_acc/worst_linf/eps=0.1",
                 "test/median_norm/deepfool", "test/rho_adv/deepfool"):
         assert key in single
-    assert single == double
+    counts = {k for k in single if "acc" in k or "success_rate" in k}
+    assert {k: single[k] for k in counts} == {k: double[k] for k in counts}  # exact
+    for key in set(single) - counts:  # float norms: batch composition moves the last bits
+        assert double[key] == pytest.approx(single[key], rel=1e-5), key
     # counts are k/15 (the evaluation subset), so a duplicated or lost sample would show
     assert 0 < single["test/clean_acc"] and round(single["test/clean_acc"] * 15, 4).is_integer()

@@ -15,8 +15,9 @@ class DeepFool(MinNormAttack):
     (L2, q = 2) or (|f_k| + 1e-4) / ||w_k||_1 * sign(w_k) (Linf), where f_k = z_k - z_y and
     w_k its input gradient. ``step_clip`` bounds the norm of each iteration's step (the
     thesis uses 0.5 or 0.1); the total is scaled by (1 + overshoot) and clipped to [0, 1].
-    Each iteration costs one forward and ``candidates`` backward passes; samples stop once
-    adversarial, and the loop ends early when all are (checked every ``check_every`` steps).
+    Each iteration costs one forward and ``candidates`` backward passes over the samples not
+    yet adversarial: every ``check_every`` steps (one host sync) finished samples leave the
+    working batch, and the loop ends when none is left.
     """
 
     norms = ("l2", "linf")
@@ -40,45 +41,60 @@ class DeepFool(MinNormAttack):
             raise ValueError(f"step_clip must be > 0 or None, got {self.step_clip!r}")
 
     def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        r_total = torch.zeros_like(x)
-        x_adv = x
-        found = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
         best = x.clone()
-        others = None
+        # working set: the samples not yet adversarial, compacted every ``check_every`` steps
+        idx = torch.arange(x.shape[0], device=x.device)
+        x0, y0, r_total = x, y, torch.zeros_like(x)
+        x_adv, others = x, None
+        found = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
         for step in range(self.steps + 1):
             x_in = x_adv.detach().requires_grad_(True)
             logits = model(x_in)
-            adversarial = logits.argmax(dim=1) != y
+            adversarial = logits.argmax(dim=1) != y0
             new = adversarial & ~found
-            best = torch.where(_per_sample_view(new, x), x_in.detach(), best)
+            best[idx] = torch.where(_per_sample_view(new, x0), x_in.detach(), best[idx])
             found |= adversarial
-            if step == self.steps or (step % self.check_every == 0 and bool(found.all())):
+            if step == self.steps:
                 break
+            if step % self.check_every == 0:  # one host sync: drop finished samples
+                keep = (~found).nonzero().squeeze(1)
+                if keep.numel() == 0:
+                    break
+                if keep.numel() < idx.numel():
+                    idx, x0, y0, r_total = idx[keep], x0[keep], y0[keep], r_total[keep]
+                    found, logits = found[keep], logits[keep]
+                    others = others[keep] if others is not None else None
+                    x_in = x_in.detach()[keep].requires_grad_(True)
+                    logits = model(x_in)
             if others is None:  # the most competitive other classes at the clean point
                 k = min(self.candidates, logits.shape[1] - 1)
-                others = logits.detach().scatter(1, y[:, None], float("-inf")).topk(k, dim=1).indices
-            z_y = logits.gather(1, y[:, None]).squeeze(1)
-            grad_y = torch.autograd.grad(z_y.sum(), x_in, retain_graph=True)[0]
-            best_dist = torch.full_like(z_y, float("inf"))
-            step_r = torch.zeros_like(x)
-            for j in range(others.shape[1]):
-                z_k = logits.gather(1, others[:, j:j + 1]).squeeze(1)
-                last = j == others.shape[1] - 1
-                w = torch.autograd.grad(z_k.sum(), x_in, retain_graph=not last)[0] - grad_y
-                f = (z_k - z_y).detach().abs() + 1e-4
-                if self.norm == "l2":
-                    w_norm = w.flatten(1).norm(dim=1).clamp_min(TINY)
-                    dist = f / w_norm
-                    r = w * _per_sample_view(f / w_norm.square(), x)
-                else:
-                    w_norm = w.flatten(1).abs().sum(dim=1).clamp_min(TINY)
-                    dist = f / w_norm
-                    r = w.sign() * _per_sample_view(f / w_norm, x)
-                closer = dist < best_dist
-                best_dist = torch.where(closer, dist, best_dist)
-                step_r = torch.where(_per_sample_view(closer, x), r, step_r)
+                others = logits.detach().scatter(1, y0[:, None], float("-inf")).topk(k, dim=1).indices
+            step_r = self._step(logits, x_in, y0, others)
             if self.step_clip is not None:
                 step_r = project(step_r, self.norm, self.step_clip)
-            r_total = r_total + step_r * _per_sample_view(~found, x)
-            x_adv = clamp_to_box(x + (1 + self.overshoot) * r_total)
+            r_total = r_total + step_r * _per_sample_view(~found, x0)
+            x_adv = clamp_to_box(x0 + (1 + self.overshoot) * r_total)
         return best
+
+    def _step(self, logits, x_in, y, others) -> torch.Tensor:
+        """The step to the closest linearized boundary among ``others``."""
+        z_y = logits.gather(1, y[:, None]).squeeze(1)
+        grad_y = torch.autograd.grad(z_y.sum(), x_in, retain_graph=True)[0]
+        best_dist = torch.full_like(z_y, float("inf"))
+        step_r = torch.zeros_like(x_in)
+        for j in range(others.shape[1]):
+            z_k = logits.gather(1, others[:, j:j + 1]).squeeze(1)
+            last = j == others.shape[1] - 1
+            w = torch.autograd.grad(z_k.sum(), x_in, retain_graph=not last)[0] - grad_y
+            f = (z_k - z_y).detach().abs() + 1e-4
+            if self.norm == "l2":
+                w_norm = w.flatten(1).norm(dim=1).clamp_min(TINY)
+                r = w * _per_sample_view(f / w_norm.square(), w)
+            else:
+                w_norm = w.flatten(1).abs().sum(dim=1).clamp_min(TINY)
+                r = w.sign() * _per_sample_view(f / w_norm, w)
+            dist = f / w_norm
+            closer = dist < best_dist
+            best_dist = torch.where(closer, dist, best_dist)
+            step_r = torch.where(_per_sample_view(closer, w), r, step_r)
+        return step_r
