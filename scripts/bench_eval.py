@@ -13,9 +13,9 @@ import sys
 import time
 
 import torch
+from checkpoint_data import add_checkpoint_arguments, load_model_and_test_data
 
 from advlit.attacks import FGSM, PDGD, PDPGD, PGD, CarliniWagnerL2, DeepFool
-from advlit.cli import build_cli
 
 SUITE = {
     "fgsm": FGSM(eps=0.1),
@@ -29,18 +29,10 @@ SUITE = {
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default="configs/quickstart.yaml")
-    parser.add_argument("--ckpt", default="logs/quickstart/checkpoints/last.ckpt")
-    parser.add_argument("--samples", type=int, default=256)
+    add_checkpoint_arguments(parser, samples=256)
     args = parser.parse_args()
 
-    cli = build_cli(["--config", args.config, "--trainer.logger=false"], run=False)
-    model = cli.model
-    model.load_state_dict(torch.load(args.ckpt, map_location="cpu", weights_only=False)["state_dict"])
-    model.eval()
-    cli.datamodule.setup("test")
-    x = cli.datamodule.test_set.images[: args.samples].float() / 255
-    y = cli.datamodule.test_set.labels[: args.samples]
+    model, x, y = load_model_and_test_data(args)
     print(f"{args.config}: {len(y)} images, {torch.get_num_threads()} threads")
     for name, attack in SUITE.items():
         start = time.perf_counter()

@@ -14,10 +14,10 @@ import argparse
 import time
 
 import torch
+from checkpoint_data import add_checkpoint_arguments, load_model_and_test_data
 
 from advlit.attacks import PDGD, PDPGD, CarliniWagnerL2, DeepFool
 from advlit.attacks.geometry import lp_norm
-from advlit.cli import build_cli
 
 
 def evaluate(fn, model, x, y, norm: str, chunk: int = 250) -> tuple[float, float, float]:
@@ -33,20 +33,12 @@ def evaluate(fn, model, x, y, norm: str, chunk: int = 250) -> tuple[float, float
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default="configs/quickstart.yaml")
-    parser.add_argument("--ckpt", default="logs/quickstart/checkpoints/last.ckpt")
-    parser.add_argument("--samples", type=int, default=1000)
+    add_checkpoint_arguments(parser, samples=1000)
     parser.add_argument("--steps", type=int, default=100)
     args = parser.parse_args()
     import torchattacks
 
-    cli = build_cli(["--config", args.config, "--trainer.logger=false"], run=False)
-    model = cli.model
-    model.load_state_dict(torch.load(args.ckpt, map_location="cpu", weights_only=False)["state_dict"])
-    model.eval()
-    cli.datamodule.setup("test")
-    x = cli.datamodule.test_set.images[: args.samples].float() / 255
-    y = cli.datamodule.test_set.labels[: args.samples]
+    model, x, y = load_model_and_test_data(args)
     with torch.no_grad():
         keep = model(x).argmax(1) == y
     x, y = x[keep], y[keep]

@@ -12,9 +12,9 @@ import argparse
 import time
 
 import torch
+from checkpoint_data import add_checkpoint_arguments, load_model_and_test_data
 
 from advlit.attacks import PGD
-from advlit.cli import build_cli
 
 
 def robust_accuracy(attack_fn, model, x, y, chunk: int) -> tuple[float, float]:
@@ -30,26 +30,17 @@ def robust_accuracy(attack_fn, model, x, y, chunk: int) -> tuple[float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default="configs/quickstart.yaml")
-    parser.add_argument("--ckpt", default="logs/quickstart/checkpoints/last.ckpt")
+    add_checkpoint_arguments(parser, samples=10000)
     parser.add_argument("--eps", type=float, default=0.2)
     parser.add_argument("--alpha", type=float, default=0.02)
     parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--samples", type=int, default=10000)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--chunk", type=int, default=500)
     args = parser.parse_args()
 
     import torchattacks
 
-    cli = build_cli(["--config", args.config, "--trainer.logger=false"], run=False)
-    model = cli.model
-    model.load_state_dict(torch.load(args.ckpt, map_location="cpu", weights_only=False)["state_dict"])
-    model.eval()
-    dm = cli.datamodule
-    dm.setup("test")
-    x = dm.test_set.images[: args.samples].float() / 255
-    y = dm.test_set.labels[: args.samples]
+    model, x, y = load_model_and_test_data(args)
 
     ours = PGD(norm="linf", eps=args.eps, steps=args.steps, step_size=args.alpha)
     theirs = torchattacks.PGD(model, eps=args.eps, alpha=args.alpha, steps=args.steps,

@@ -1,0 +1,28 @@
+"""Shared by the comparison and benchmark scripts: a trained model and its test images."""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+
+from advlit.cli import build_cli
+
+
+def add_checkpoint_arguments(parser: argparse.ArgumentParser, samples: int) -> None:
+    parser.add_argument("--config", default="configs/quickstart.yaml")
+    parser.add_argument("--ckpt", default="logs/quickstart/checkpoints/last.ckpt")
+    parser.add_argument("--samples", type=int, default=samples)
+
+
+def load_model_and_test_data(args: argparse.Namespace):
+    """(eval-mode LightningModule with the checkpoint's weights, first ``samples`` test images
+    as float [0, 1], their labels), all from the config's model and datamodule."""
+    cli = build_cli(["--config", args.config, "--trainer.logger=false"], run=False)
+    model = cli.model
+    model.load_state_dict(torch.load(args.ckpt, map_location="cpu", weights_only=False)["state_dict"])
+    model.eval()
+    cli.datamodule.setup("test")
+    x = cli.datamodule.test_set.images[: args.samples].float() / 255
+    y = cli.datamodule.test_set.labels[: args.samples]
+    return model, x, y
