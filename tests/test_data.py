@@ -106,7 +106,7 @@ def test_mnist_reads_the_shared_files():
 def test_missing_data_names_the_folder_and_the_fix(tmp_path):
     with pytest.raises(MissingDataError, match=str(tmp_path / "MNIST" / "raw")) as info:
         MNISTDataModule(root=str(tmp_path)).setup("fit")
-    assert "download=True" in str(info.value)
+    assert "advlit[vision]" in str(info.value)  # says how to fetch the files
     with pytest.raises(MissingDataError, match="cifar-10-batches-py"):
         CIFAR10DataModule(root=str(tmp_path)).setup("fit")
 
