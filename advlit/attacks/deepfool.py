@@ -48,6 +48,13 @@ class DeepFool(MinNormAttack):
         x_adv, others = x, None
         found = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
         for step in range(self.steps + 1):
+            if step and step % self.check_every == 0:  # one host sync: drop finished samples
+                keep = (~found).nonzero().squeeze(1)
+                if keep.numel() == 0:
+                    break
+                if keep.numel() < idx.numel():
+                    idx, x0, y0, r_total = idx[keep], x0[keep], y0[keep], r_total[keep]
+                    found, others, x_adv = found[keep], others[keep], x_adv[keep]
             x_in = x_adv.detach().requires_grad_(True)
             logits = model(x_in)
             adversarial = logits.argmax(dim=1) != y0
@@ -56,16 +63,6 @@ class DeepFool(MinNormAttack):
             found |= adversarial
             if step == self.steps:
                 break
-            if step % self.check_every == 0:  # one host sync: drop finished samples
-                keep = (~found).nonzero().squeeze(1)
-                if keep.numel() == 0:
-                    break
-                if keep.numel() < idx.numel():
-                    idx, x0, y0, r_total = idx[keep], x0[keep], y0[keep], r_total[keep]
-                    found, logits = found[keep], logits[keep]
-                    others = others[keep] if others is not None else None
-                    x_in = x_in.detach()[keep].requires_grad_(True)
-                    logits = model(x_in)
             if others is None:  # the most competitive other classes at the clean point
                 k = min(self.candidates, logits.shape[1] - 1)
                 others = logits.detach().scatter(1, y0[:, None], float("-inf")).topk(k, dim=1).indices

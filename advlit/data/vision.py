@@ -14,8 +14,7 @@ from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader, DistributedSampler
 
 from advlit.data.formats import find_file, read_cifar_batches, read_idx
-from advlit.data.loading import (TensorImageDataset, UnpaddedDistributedSampler, keep_batch,
-                                 random_crop_flip)
+from advlit.data.loading import TensorImageDataset, UnpaddedDistributedSampler, keep_batch, random_crop_flip
 
 
 class MissingDataError(FileNotFoundError):

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_only, rank_zero_warn
 from torch.utils.data import DistributedSampler, RandomSampler
 from torchmetrics import MeanMetric
@@ -63,7 +64,6 @@ class RobustnessEvaluation(Callback):
         for norm, grid in self.eps_grid.items():
             if any(e < 0 for e in grid):
                 raise ValueError(f"eps_grid[{norm!r}] has a negative eps: {grid}")
-        self.attacks = attacks
         self.on_test, self.every_n_val_epochs = on_test, every_n_val_epochs
         self.max_samples, self.cascade = max_samples, cascade
         self.eot_samples, self.sanity_checks, self.log_examples = eot_samples, sanity_checks, log_examples
@@ -76,6 +76,7 @@ class RobustnessEvaluation(Callback):
                 grid = self.eps_grid.get(norm, [attack.eps])
                 self.suite.append((name, [attack.replace(eps=e) for e in grid], norm, grid, False))
         self.states: dict[str, _StageState] = {}
+        self.flags: dict[str, str] = {}  # sanity-check messages of the last finished stage
         self.results: dict[str, float] = {}
 
     # -- when ---------------------------------------------------------------------------
@@ -175,8 +176,7 @@ class RobustnessEvaluation(Callback):
                 if message:
                     state.flags[name] = message
         if self.log_examples > 0 and trainer.is_global_zero and any(
-                getattr(lg, "experiment", None) is not None and type(lg).__name__ == "WandbLogger"
-                for lg in trainer.loggers):
+                isinstance(logger, WandbLogger) for logger in trainer.loggers):
             k = self.log_examples
             for name, attack, _, _, min_norm in self.suite:
                 strongest = attack if min_norm else attack[-1]
@@ -267,7 +267,7 @@ class RobustnessEvaluation(Callback):
                           *(f"{extra[c]:.4f}" if c in extra else "" for c in ("median_norm", "rho_adv")))
         console = Console()
         console.print(table)
-        for message in getattr(self, "flags", {}).values():
+        for message in self.flags.values():
             console.print(f"[yellow]sanity check:[/yellow] {message}")
 
     # -- Lightning hooks ----------------------------------------------------------------

@@ -19,7 +19,6 @@ def log_wandb_media(loggers, stage: str, rows: list[list], examples: dict[str, t
     columns = ["attack", "norm", "eps", "robust_acc"]
     for logger in wandb_loggers:
         logger.log_table(key=f"{stage}/robustness", columns=columns, data=rows)
-        table = wandb.Table(columns=columns, data=rows)
         media = {}
         for norm in sorted({row[1] for row in rows}):
             subset = wandb.Table(columns=columns, data=[r for r in rows if r[1] == norm])
@@ -29,7 +28,6 @@ def log_wandb_media(loggers, stage: str, rows: list[list], examples: dict[str, t
             finite = values[values.isfinite() & (values > 0)]
             if finite.numel():
                 media[f"{stage}/norm_histogram/{name}"] = wandb.Histogram(finite.cpu().numpy())
-        media[f"{stage}/robustness_table"] = table
         logger.experiment.log(media)
         for name, (x_adv, pred, label) in examples.items():
             logger.log_image(key=f"{stage}/adversarial_examples/{name}",
