@@ -41,7 +41,10 @@ class RobustnessEvaluation(Callback):
     ``robust_acc/worst_{norm}``. With ``cascade`` (AutoAttack-style) a fixed-budget attack
     only attacks points still robust at its eps, and its logged number is the worst case so
     far. ``max_samples`` evaluates the first N points of the (ordered) evaluation set.
-    ``eot_samples`` > 1 attacks and predicts through an expectation over that many passes.
+    ``eot_samples`` = n > 1 attacks and predicts through an expectation over n passes, and
+    its metric names carry ``_eot{n}`` (``clean_acc_eot8``, ``pgd40_eot8``, ``worst_linf_eot8``)
+    so a naive and an EOT suite can run side by side on a randomized model; the naive suite
+    then raises the ``randomized_model`` flag (its numbers are unreliable).
 
     Counts are torchmetrics objects: under DDP every process attacks its own shard and the
     numbers reduce exactly to those of one process (padding duplicates are dropped).
@@ -67,8 +70,10 @@ class RobustnessEvaluation(Callback):
         self.on_test, self.every_n_val_epochs = on_test, every_n_val_epochs
         self.max_samples, self.cascade = max_samples, cascade
         self.eot_samples, self.sanity_checks, self.log_examples = eot_samples, sanity_checks, log_examples
+        self.tag = f"_eot{eot_samples}" if eot_samples > 1 else ""
         self.suite = []  # (name, attack, norm, eps list, is min-norm)
         for name, attack in attacks.items():
+            name += self.tag
             norm = attack.norm
             if isinstance(attack, MinNormAttack):
                 self.suite.append((name, attack, norm, self.eps_grid.get(norm, []), True))
@@ -124,7 +129,7 @@ class RobustnessEvaluation(Callback):
                  if self.eot_samples > 1 else pl_module)
         with torch.no_grad():
             correct = model(x).argmax(dim=1) == y
-        self._mean(state, f"{stage}/clean_acc", x.device).update(correct.float())
+        self._mean(state, f"{stage}/clean_acc{self.tag}", x.device).update(correct.float())
         if state.first_batch:
             state.first_batch = False
             self._first_batch(trainer, pl_module, model, state, x, y)
@@ -152,7 +157,8 @@ class RobustnessEvaluation(Callback):
                 logged = robust[(norm, eps)] if self.cascade else flags
                 self._mean(state, f"{stage}/robust_acc/{name}/eps={eps:g}", x.device).update(logged.float())
         for (norm, eps), flags in robust.items():
-            self._mean(state, f"{stage}/robust_acc/worst_{norm}/eps={eps:g}", x.device).update(flags.float())
+            key = f"{stage}/robust_acc/worst_{norm}{self.tag}/eps={eps:g}"
+            self._mean(state, key, x.device).update(flags.float())
 
     @staticmethod
     def _radius(model, attack, x, y, correct) -> torch.Tensor:
@@ -171,7 +177,8 @@ class RobustnessEvaluation(Callback):
         """Sanity checks on the first batch; adversarial examples for the W&B grid."""
         head_x, head_y = x[:32], y[:32]
         if self.sanity_checks:
-            for message, name in ((randomness_check(pl_module, head_x), "randomized_model"),
+            randomness = randomness_check(pl_module, head_x) if self.eot_samples == 1 else None
+            for message, name in ((randomness, "randomized_model"),
                                   (gradient_check(model, head_x, head_y), "zero_or_nonfinite_gradients")):
                 if message:
                     state.flags[name] = message
@@ -215,7 +222,8 @@ class RobustnessEvaluation(Callback):
             if parts[1] == "robust_acc" and parts[-1].startswith("eps="):
                 eps = float(parts[-1][4:])
                 curves.setdefault(parts[2], {})[eps] = value
-                rows.append([parts[2], norms.get(parts[2], parts[2].removeprefix("worst_")), eps, value])
+                norm = norms.get(parts[2], parts[2].removeprefix("worst_").removesuffix(self.tag))
+                rows.append([parts[2], norm, eps, value])
         if self.sanity_checks:
             # per-attack numbers are cumulative under cascade: compare them only without it
             fixed = {name for name, _, _, _, mn in self.suite if not mn}
@@ -226,12 +234,12 @@ class RobustnessEvaluation(Callback):
             state.flags.update(curve_checks(attack_curves, single if not self.cascade else set(),
                                             {n: norms[n] for n in attack_curves}, unbounded))
             for name in state.flags:
-                pl_module.log(f"{stage}/sanity/{name}", 1.0, sync_dist=True)
+                pl_module.log(f"{stage}/sanity/{name}{self.tag}", 1.0, sync_dist=True)
         self.flags = state.flags
         if trainer.is_global_zero:
             for message in state.flags.values():
                 rank_zero_warn(f"RobustnessEvaluation sanity check: {message}")
-            log_wandb_media(trainer.loggers, stage, rows, state.examples, radii_values)
+            log_wandb_media(trainer.loggers, stage, rows, state.examples, radii_values, self.tag)
         if stage == "test":
             self.print_table(stage)
 
@@ -251,8 +259,8 @@ class RobustnessEvaluation(Callback):
                 grid.setdefault(parts[2], {})[float(parts[3][4:])] = value
             elif parts[1] in ("median_norm", "rho_adv", "success_rate"):
                 stats.setdefault(parts[2], {})[parts[1]] = value
-        clean = self.results.get(f"{stage}/clean_acc", float("nan"))
-        table = Table(title=f"{stage} robustness (clean accuracy {clean:.4f})")
+        clean = self.results.get(f"{stage}/clean_acc{self.tag}", float("nan"))
+        table = Table(title=f"{stage} robustness{self.tag} (clean accuracy {clean:.4f})")
         table.add_column("attack")
         columns = sorted({e for row in grid.values() for e in row})
         for eps in columns:

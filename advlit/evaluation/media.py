@@ -8,9 +8,10 @@ from lightning.pytorch.loggers import WandbLogger
 
 
 def log_wandb_media(loggers, stage: str, rows: list[list], examples: dict[str, tuple],
-                    radii: dict[str, torch.Tensor]) -> None:
+                    radii: dict[str, torch.Tensor], suffix: str = "") -> None:
     """``rows``: [attack, norm, eps, robust_acc]; ``examples[name]`` = (x_adv, pred, label);
-    ``radii[name]`` = per-sample min-norm radii (finite, positive ones are histogrammed)."""
+    ``radii[name]`` = per-sample min-norm radii (finite, positive ones are histogrammed);
+    ``suffix`` tells suites apart in the keys (e.g. ``_eot8``)."""
     wandb_loggers = [logger for logger in loggers if isinstance(logger, WandbLogger)]
     if not wandb_loggers:
         return
@@ -18,11 +19,11 @@ def log_wandb_media(loggers, stage: str, rows: list[list], examples: dict[str, t
 
     columns = ["attack", "norm", "eps", "robust_acc"]
     for logger in wandb_loggers:
-        logger.log_table(key=f"{stage}/robustness", columns=columns, data=rows)
+        logger.log_table(key=f"{stage}/robustness{suffix}", columns=columns, data=rows)
         media = {}
         for norm in sorted({row[1] for row in rows}):
             subset = wandb.Table(columns=columns, data=[r for r in rows if r[1] == norm])
-            media[f"{stage}/robust_acc_curve/{norm}"] = wandb.plot.line(
+            media[f"{stage}/robust_acc_curve/{norm}{suffix}"] = wandb.plot.line(
                 subset, "eps", "robust_acc", stroke="attack", title=f"{stage} robust accuracy ({norm})")
         for name, values in radii.items():
             finite = values[values.isfinite() & (values > 0)]

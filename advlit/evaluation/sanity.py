@@ -17,8 +17,9 @@ CHECKS = {
     "single_step_stronger": "a single-step attack beats an iterative one of the same norm and eps",
     "zero_or_nonfinite_gradients": "some input gradients are zero or non-finite (shattered or "
                                    "saturated gradients)",
-    "randomized_model": "the model gives different logits for the same input in eval mode; "
-                        "evaluate with EOT (eot_samples: 8 or more)",
+    "randomized_model": "the model gives different logits for the same input in eval mode, so "
+                        "these numbers (without EOT) are unreliable: randomness can fake "
+                        "robustness; evaluate with EOT (eot_samples: 8 or more)",
 }
 
 

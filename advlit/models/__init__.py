@@ -1,11 +1,19 @@
 """Plain ``nn.Module`` classifiers mapping [0, 1] images to logits (normalization inside)."""
 
+from advlit.models.basicnet import BasicNet
 from advlit.models.cw_cnn import CWCNN
 from advlit.models.digits_cnn import DigitsCNN
 from advlit.models.lenet import LeNet5
 from advlit.models.linear import BinaryLinear
 from advlit.models.mlp import MLP
+from advlit.models.nin import NiN
+from advlit.models.noise import NoisyInput, ParametricNoise, PNIConv2d, PNILinear
 from advlit.models.normalize import Normalize
 from advlit.models.preact_resnet import PreActResNet18
+from advlit.models.resnet import ResNet, ResNet18, ResNet20
+from advlit.models.vgg import VGG11
+from advlit.models.wide_resnet import WideResNet
 
-__all__ = ["BinaryLinear", "CWCNN", "DigitsCNN", "LeNet5", "MLP", "Normalize", "PreActResNet18"]
+__all__ = ["BasicNet", "BinaryLinear", "CWCNN", "DigitsCNN", "LeNet5", "MLP", "NiN", "NoisyInput",
+           "Normalize", "ParametricNoise", "PNIConv2d", "PNILinear", "PreActResNet18", "ResNet",
+           "ResNet18", "ResNet20", "VGG11", "WideResNet"]

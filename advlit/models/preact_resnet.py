@@ -8,10 +8,7 @@ from collections.abc import Sequence
 import torch.nn.functional as F
 from torch import nn
 
-from advlit.models.normalize import Normalize
-
-CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
-CIFAR10_STD = (0.2471, 0.2435, 0.2616)
+from advlit.models.normalize import CIFAR10_MEAN, CIFAR10_STD, Normalize
 
 
 class PreActBlock(nn.Module):
