@@ -4,10 +4,11 @@ from advlit.attacks.base import Attack, FixedBudgetAttack, MinNormAttack, model_
 from advlit.attacks.cw import CarliniWagnerL2
 from advlit.attacks.deepfool import DeepFool
 from advlit.attacks.kl_pgd import KLPGD
+from advlit.attacks.path import AdversarialPath, PathAttack
 from advlit.attacks.pdgd import PDGD, PDPGD
 from advlit.attacks.peers import TorchattacksBudget, TorchattacksMinNorm
 from advlit.attacks.pgd import FGSM, PGD
 
-__all__ = ["KLPGD", "PDGD", "PDPGD", "PGD", "FGSM", "Attack", "CarliniWagnerL2", "DeepFool",
+__all__ = ["KLPGD", "AdversarialPath", "PathAttack", "PDGD", "PDPGD", "PGD", "FGSM", "Attack", "CarliniWagnerL2", "DeepFool",
            "FixedBudgetAttack", "MinNormAttack", "TorchattacksBudget", "TorchattacksMinNorm",
            "model_state_guard"]

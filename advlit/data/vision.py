@@ -26,7 +26,8 @@ class ImageDataModule(LightningDataModule):
 
     Subclasses implement :meth:`load` returning ``(train_x, train_y, test_x, test_y)``.
     ``classes`` keeps a subset of labels, renumbered 0..k-1 in the order given (e.g. [0, 1]
-    for MNIST 0-vs-1). ``num_classes`` is linked into the model by the CLI.
+    for MNIST 0-vs-1); ``train_size`` keeps a seeded subset of the training split (for
+    memorization studies). ``num_classes`` is linked into the model by the CLI.
     """
 
     num_classes: int = 10
@@ -35,8 +36,10 @@ class ImageDataModule(LightningDataModule):
     def __init__(self, root: str = "data", batch_size: int = 128,
                  eval_batch_size: int | None = None, val_size: int = 0, seed: int = 0,
                  download: bool = False, num_workers: int = 0,
-                 classes: list[int] | None = None) -> None:
+                 classes: list[int] | None = None, train_size: int | None = None) -> None:
         super().__init__()
+        if train_size is not None and train_size < 1:
+            raise ValueError(f"train_size must be >= 1 or None, got {train_size}")
         if classes is not None and (len(classes) < 2 or len(set(classes)) != len(classes)):
             raise ValueError(f"classes must list at least 2 distinct labels, got {classes}")
         if batch_size < 1:
@@ -51,6 +54,7 @@ class ImageDataModule(LightningDataModule):
         self.download = download
         self.num_workers = num_workers
         self.classes = list(classes) if classes is not None else None
+        self.train_size = train_size
         if self.classes is not None:
             self.num_classes = len(self.classes)
         self.train_set = self.val_set = self.test_set = None
@@ -82,7 +86,8 @@ class ImageDataModule(LightningDataModule):
             raise ValueError(f"val_size={self.val_size} leaves no training data "
                              f"({len(train_y)} training images)")
         perm = torch.randperm(len(train_y), generator=torch.Generator().manual_seed(self.seed))
-        val_idx, train_idx = perm[: self.val_size].sort().values, perm[self.val_size:].sort().values
+        val_idx, train_idx = perm[: self.val_size].sort().values, perm[self.val_size:]
+        train_idx = train_idx[: self.train_size].sort().values
         self.train_set = TensorImageDataset(train_x[train_idx], train_y[train_idx])
         self.val_set = TensorImageDataset(train_x[val_idx], train_y[val_idx])
         self.test_set = TensorImageDataset(test_x, test_y)
@@ -158,9 +163,9 @@ class _IdxDataModule(ImageDataModule):
     def __init__(self, root: str = "data", batch_size: int = 128,
                  eval_batch_size: int | None = None, val_size: int = 10000, seed: int = 0,
                  download: bool = False, num_workers: int = 0,
-                 classes: list[int] | None = None) -> None:
+                 classes: list[int] | None = None, train_size: int | None = None) -> None:
         super().__init__(root, batch_size, eval_batch_size, val_size, seed, download, num_workers,
-                         classes)
+                         classes, train_size)
 
     def fetch(self) -> None:
         getattr(_torchvision_datasets(), self.folder)(str(self.root), download=True)
@@ -198,9 +203,10 @@ class CIFAR10DataModule(ImageDataModule):
     def __init__(self, root: str = "data", batch_size: int = 128,
                  eval_batch_size: int | None = None, val_size: int = 5000, seed: int = 0,
                  download: bool = False, num_workers: int = 0, augment_padding: int = 4,
-                 augment_flip: bool = True, classes: list[int] | None = None) -> None:
+                 augment_flip: bool = True, classes: list[int] | None = None,
+                 train_size: int | None = None) -> None:
         super().__init__(root, batch_size, eval_batch_size, val_size, seed, download, num_workers,
-                         classes)
+                         classes, train_size)
         self.augment_padding = augment_padding
         self.augment_flip = augment_flip
 
@@ -236,9 +242,9 @@ class DigitsDataModule(ImageDataModule):
 
     def __init__(self, batch_size: int = 64, eval_batch_size: int | None = None,
                  val_size: int = 180, seed: int = 0, num_workers: int = 0,
-                 classes: list[int] | None = None) -> None:
+                 classes: list[int] | None = None, train_size: int | None = None) -> None:
         super().__init__("data", batch_size, eval_batch_size, val_size, seed, False, num_workers,
-                         classes)
+                         classes, train_size)
 
     def load(self):
         from sklearn.datasets import load_digits

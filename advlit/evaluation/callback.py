@@ -46,6 +46,10 @@ class RobustnessEvaluation(Callback):
     so a naive and an EOT suite can run side by side on a randomized model; the naive suite
     then raises the ``randomized_model`` flag (its numbers are unreliable).
 
+    Targeted evaluation: ``source_class`` restricts the evaluation to points of that class
+    and ``target_class`` makes every attack targeted to that class (e.g. 9 -> 0 for a 9 -> 0
+    label-flip poison); a point stays robust while it is still classified correctly.
+
     Counts are torchmetrics objects: under DDP every process attacks its own shard and the
     numbers reduce exactly to those of one process (padding duplicates are dropped).
     Attacks get gradients although Lightning evaluates under inference mode.
@@ -54,7 +58,8 @@ class RobustnessEvaluation(Callback):
     def __init__(self, attacks: dict[str, Attack], eps_grid: dict[str, list[float]] | None = None,
                  on_test: bool = True, every_n_val_epochs: int = 0, max_samples: int | None = None,
                  cascade: bool = False, eot_samples: int = 1, sanity_checks: bool = True,
-                 log_examples: int = 16) -> None:
+                 log_examples: int = 16, source_class: int | None = None,
+                 target_class: int | None = None) -> None:
         if not attacks:
             raise ValueError("RobustnessEvaluation needs at least one attack")
         if every_n_val_epochs < 0:
@@ -71,6 +76,9 @@ class RobustnessEvaluation(Callback):
         self.max_samples, self.cascade = max_samples, cascade
         self.eot_samples, self.sanity_checks, self.log_examples = eot_samples, sanity_checks, log_examples
         self.tag = f"_eot{eot_samples}" if eot_samples > 1 else ""
+        self.source_class, self.target_class = source_class, target_class
+        if target_class is not None:
+            attacks = {name: attack.replace(targeted=True) for name, attack in attacks.items()}
         self.suite = []  # (name, attack, norm, eps list, is min-norm)
         for name, attack in attacks.items():
             name += self.tag
@@ -125,6 +133,10 @@ class RobustnessEvaluation(Callback):
             if not keep.any():
                 return
             x, y = x[keep], y[keep]
+        if self.source_class is not None:
+            x, y = x[y == self.source_class], y[y == self.source_class]
+            if not len(y):
+                return
         model = (ExpectationOverTransformation(pl_module, self.eot_samples)
                  if self.eot_samples > 1 else pl_module)
         with torch.no_grad():
@@ -137,7 +149,7 @@ class RobustnessEvaluation(Callback):
         robust: dict[tuple[str, float], torch.Tensor] = {}
         for name, attack, norm, grid, min_norm in self.suite:
             if min_norm:
-                radius = self._radius(model, attack, x, y, correct)
+                radius = self._radius(model, attack, x, y, self._goal(y), correct)
                 relative = radius / lp_norm(x, norm).clamp_min(1e-12)
                 if name not in state.radii:
                     state.radii[name] = RadiusStatistics(grid).to(x.device)
@@ -150,7 +162,7 @@ class RobustnessEvaluation(Callback):
                 flags = still.clone()
                 idx = still.nonzero().squeeze(1)
                 if idx.numel():
-                    x_adv = attack_at_eps(model, x[idx], y[idx])
+                    x_adv = attack_at_eps(model, x[idx], self._goal(y)[idx])
                     with torch.no_grad():
                         flags[idx] = model(x_adv).argmax(dim=1) == y[idx]
                 robust[(norm, eps)] = robust.get((norm, eps), correct) & flags
@@ -160,13 +172,17 @@ class RobustnessEvaluation(Callback):
             key = f"{stage}/robust_acc/worst_{norm}{self.tag}/eps={eps:g}"
             self._mean(state, key, x.device).update(flags.float())
 
+    def _goal(self, y: torch.Tensor) -> torch.Tensor:
+        """What the attacks get as labels: y, or the target class when targeted."""
+        return y if self.target_class is None else torch.full_like(y, self.target_class)
+
     @staticmethod
-    def _radius(model, attack, x, y, correct) -> torch.Tensor:
+    def _radius(model, attack, x, y, goal, correct) -> torch.Tensor:
         """0 where misclassified, the found norm where attacked, +inf where not broken."""
         radius = torch.where(correct, float("inf"), 0.0).to(x.dtype)
         idx = correct.nonzero().squeeze(1)
         if idx.numel():
-            x_adv = attack(model, x[idx], y[idx])
+            x_adv = attack(model, x[idx], goal[idx])
             with torch.no_grad():
                 fooled = model(x_adv).argmax(dim=1) != y[idx]
             norms = lp_norm(x_adv - x[idx], attack.norm)
@@ -187,7 +203,7 @@ class RobustnessEvaluation(Callback):
             k = self.log_examples
             for name, attack, _, _, min_norm in self.suite:
                 strongest = attack if min_norm else attack[-1]
-                x_adv = strongest(model, x[:k], y[:k])
+                x_adv = strongest(model, x[:k], self._goal(y)[:k])
                 with torch.no_grad():
                     pred = model(x_adv).argmax(dim=1)
                 state.examples[name] = (x_adv, pred, y[:k])
