@@ -44,7 +44,8 @@ def test_budget_and_flips_are_exact_and_reproducible():
         assert (flips["new"] != flips["old"]).all()                 # never to the same class
         assert torch.equal(labels[flips["index"]], flips["new"])
         assert torch.equal(poisoned(fraction=0.1, target=target, seed=3).flips["index"], flips["index"])
-    assert not torch.equal(poisoned(count=50, seed=1).flips["index"], poisoned(count=50, seed=2).flips["index"])
+    one, two = poisoned(count=50, seed=1).flips["index"], poisoned(count=50, seed=2).flips["index"]
+    assert not torch.equal(one, two)
     assert torch.equal(dm.datamodule.test_set.labels, clean.test_set.labels)   # test data untouched
 
 
@@ -174,10 +175,10 @@ def test_targeted_evaluation_of_one_source_class(trained_digits_cnn):
     suite = {"pgd": PGD(eps=0.15, steps=10)}
     targeted = RobustnessEvaluation(suite, source_class=9, target_class=0, log_examples=0)
     untargeted = RobustnessEvaluation(suite, source_class=9, log_examples=0)
-    trainer = Trainer(logger=False, callbacks=[targeted], enable_progress_bar=False, enable_model_summary=False)
-    trainer.test(RobustClassifier(trained_digits_cnn), DigitsDataModule())
-    trainer = Trainer(logger=False, callbacks=[untargeted], enable_progress_bar=False, enable_model_summary=False)
-    trainer.test(RobustClassifier(trained_digits_cnn), DigitsDataModule())
+    for callback in (targeted, untargeted):
+        trainer = Trainer(logger=False, callbacks=[callback], enable_progress_bar=False,
+                          enable_model_summary=False)
+        trainer.test(RobustClassifier(trained_digits_cnn), DigitsDataModule())
     key = "test/robust_acc/pgd/eps=0.15"
     # a targeted attack to one class is weaker than the untargeted one on the same points
     assert untargeted.results[key] <= targeted.results[key] <= targeted.results["test/clean_acc"]

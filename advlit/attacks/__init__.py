@@ -1,6 +1,7 @@
 """Adversarial attacks in pure torch: ``attack(model, x, y) -> x_adv``."""
 
 from advlit.attacks.base import Attack, FixedBudgetAttack, MinNormAttack, model_state_guard
+from advlit.attacks.confidence import HighConfidenceAttack
 from advlit.attacks.cw import CarliniWagnerL2
 from advlit.attacks.deepfool import DeepFool
 from advlit.attacks.kl_pgd import KLPGD
@@ -9,6 +10,6 @@ from advlit.attacks.pdgd import PDGD, PDPGD
 from advlit.attacks.peers import TorchattacksBudget, TorchattacksMinNorm
 from advlit.attacks.pgd import FGSM, PGD
 
-__all__ = ["KLPGD", "AdversarialPath", "PathAttack", "PDGD", "PDPGD", "PGD", "FGSM", "Attack", "CarliniWagnerL2", "DeepFool",
-           "FixedBudgetAttack", "MinNormAttack", "TorchattacksBudget", "TorchattacksMinNorm",
-           "model_state_guard"]
+__all__ = ["FGSM", "KLPGD", "PDGD", "PDPGD", "PGD", "AdversarialPath", "Attack", "CarliniWagnerL2",
+           "DeepFool", "FixedBudgetAttack", "HighConfidenceAttack", "MinNormAttack", "PathAttack",
+           "TorchattacksBudget", "TorchattacksMinNorm", "model_state_guard"]

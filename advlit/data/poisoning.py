@@ -50,7 +50,8 @@ class PoisonedDataModule(LightningDataModule):
         for name, value in (("source_class", source_class), ("target_class", target_class)):
             if value is not None and not 0 <= value < k:
                 raise ValueError(f"{name}={value} is not a class of a {k}-class dataset")
-        if target == "pair" and (source_class is None or target_class is None or source_class == target_class):
+        if target == "pair" and (source_class is None or target_class is None
+                                 or source_class == target_class):
             raise ValueError("target='pair' needs distinct source_class and target_class, e.g. 5 -> 6")
         self.datamodule = datamodule
         self.fraction, self.count, self.target = fraction, count, target

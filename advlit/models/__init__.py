@@ -1,6 +1,7 @@
 """Plain ``nn.Module`` classifiers mapping [0, 1] images to logits (normalization inside)."""
 
 from advlit.models.basicnet import BasicNet
+from advlit.models.critic import Critic
 from advlit.models.cw_cnn import CWCNN
 from advlit.models.digits_cnn import DigitsCNN
 from advlit.models.lenet import LeNet5
@@ -14,6 +15,6 @@ from advlit.models.resnet import ResNet, ResNet18, ResNet20
 from advlit.models.vgg import VGG11
 from advlit.models.wide_resnet import WideResNet
 
-__all__ = ["BasicNet", "BinaryLinear", "CWCNN", "DigitsCNN", "LeNet5", "MLP", "NiN", "NoisyInput",
+__all__ = ["BasicNet", "BinaryLinear", "CWCNN", "Critic", "DigitsCNN", "LeNet5", "MLP", "NiN", "NoisyInput",
            "Normalize", "ParametricNoise", "PNIConv2d", "PNILinear", "PreActResNet18", "ResNet",
            "ResNet18", "ResNet20", "VGG11", "WideResNet"]
