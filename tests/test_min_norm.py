@@ -69,6 +69,21 @@ def test_primal_dual_finds_smaller_perturbations_than_deepfool(trained_digits_cn
     assert l0 < 8  # of 64 pixels
 
 
+def test_boundary_search_only_shrinks_adversarial_perturbations(trained_digits_cnn, digits):
+    _, _, x, y = digits
+    x, y = x[:64], y[:64]
+    torch.manual_seed(0)
+    raw = PDPGD(norm="l2", steps=30, refine_steps=0)(trained_digits_cnn, x, y)
+    torch.manual_seed(0)
+    refined = PDPGD(norm="l2", steps=30, refine_steps=10)(trained_digits_cnn, x, y)
+    with torch.no_grad():
+        fooled_raw = trained_digits_cnn(raw).argmax(1) != y
+        fooled = trained_digits_cnn(refined).argmax(1) != y
+    assert torch.equal(fooled, fooled_raw)
+    shrink = (refined - x).flatten(1).norm(dim=1) / (raw - x).flatten(1).norm(dim=1).clamp_min(1e-12)
+    assert (shrink[fooled] <= 1 + 1e-6).all() and shrink[fooled].min() < 1
+
+
 def test_cw_l2_norm_near_deepfool(trained_digits_cnn, digits):
     _, _, x, y = digits
     x, y = x[:100], y[:100]
@@ -140,6 +155,7 @@ def test_l1_projection_is_exact():
     (lambda: CarliniWagnerL2(steps=0), "steps must be an integer >= 1"),
     (lambda: PDGD(lr_final=0), "lr_final must be in"),
     (lambda: DeepFool(overshoot=-1), "overshoot must be >= 0"),
+    (lambda: PDPGD(refine_steps=-1), "refine_steps must be an integer >= 0"),
 ])
 def test_bad_min_norm_arguments(make, match):
     with pytest.raises(ValueError, match=match):

@@ -27,16 +27,18 @@ ADAM_BETAS = (0.9, 0.999)
 
 class PDGD(MinNormAttack):
     """Primal-dual gradient descent, L2 (thesis Algorithm 2). Cost: ``steps * restarts``
-    forward+backward passes."""
+    forward+backward passes, plus ``refine_steps`` forward passes of a final bisection
+    towards x (:meth:`boundary_search`)."""
 
     norms = ("l2",)
 
     def __init__(self, *, norm: str = "l2", steps: int = 500, lr: float = 0.1,
                  lr_final: float = 0.01, dual_lr: float = 0.1, dual_init: float = 1.0,
                  dual_ema: float = 0.9, restarts: int = 1, random_init: float = 0.0,
-                 targeted: bool = False, model_mode: ModelMode = "eval") -> None:
+                 refine_steps: int = 10, targeted: bool = False, model_mode: ModelMode = "eval") -> None:
         super().__init__(norm=norm, targeted=targeted, model_mode=model_mode)
         self.steps, self.lr, self.lr_final = steps, lr, lr_final
+        self.refine_steps = refine_steps
         self.dual_lr, self.dual_init, self.dual_ema = dual_lr, dual_init, dual_ema
         self.restarts, self.random_init = restarts, random_init
         self.validate()
@@ -45,6 +47,8 @@ class PDGD(MinNormAttack):
         super().validate()
         check_positive_int("steps", self.steps)
         check_positive_int("restarts", self.restarts)
+        if not (isinstance(self.refine_steps, int) and self.refine_steps >= 0):
+            raise ValueError(f"refine_steps must be an integer >= 0, got {self.refine_steps!r}")
         for name in ("lr", "dual_lr", "dual_init"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
@@ -109,7 +113,23 @@ class PDGD(MinNormAttack):
             best_norm.masked_fill_(already, 0.0)
         for _ in range(self.restarts):
             self._run(model, x, y, best, best_norm)
-        return best
+        return self.boundary_search(model, x, y, best, best_norm.isfinite() & (best_norm > 0))
+
+    def boundary_search(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                        x_adv: torch.Tensor, found: torch.Tensor) -> torch.Tensor:
+        """Bisection on the segment from x to each found x_adv (``refine_steps`` forward
+        passes): the closest point of the segment still adversarial. The segment stays in
+        the box and its norm shrinks with t, so the result is never worse."""
+        low = torch.zeros(x.shape[0], device=x.device, dtype=x.dtype)
+        high = torch.ones_like(low)
+        r = x_adv - x
+        with torch.no_grad():
+            for _ in range(self.refine_steps):
+                mid = (low + high) / 2
+                adversarial = self.is_adversarial(model(x + _per_sample_view(mid, r) * r), y)
+                high = torch.where(adversarial, mid, high)
+                low = torch.where(adversarial, low, mid)
+        return torch.where(_per_sample_view(found, x), x + _per_sample_view(high, r) * r, x_adv)
 
 
 class PDPGD(PDGD):
@@ -122,10 +142,11 @@ class PDPGD(PDGD):
     def __init__(self, *, norm: str = "linf", steps: int = 500, lr: float = 0.3,
                  lr_final: float = 0.01, dual_lr: float = 0.1, dual_init: float = 1.0,
                  dual_ema: float = 0.9, restarts: int = 1, random_init: float = 0.0,
-                 targeted: bool = False, model_mode: ModelMode = "eval") -> None:
+                 refine_steps: int = 10, targeted: bool = False, model_mode: ModelMode = "eval") -> None:
         super().__init__(norm=norm, steps=steps, lr=lr, lr_final=lr_final, dual_lr=dual_lr,
                          dual_init=dual_init, dual_ema=dual_ema, restarts=restarts,
-                         random_init=random_init, targeted=targeted, model_mode=model_mode)
+                         random_init=random_init, refine_steps=refine_steps, targeted=targeted,
+                         model_mode=model_mode)
 
     def primal_step(self, state: dict, r, grad_hinge, w_norm, w_cls, lr: float, step: int):
         """Proximal gradient: a step of L2 length ``lr`` down the hinge, r_half = r - eta
