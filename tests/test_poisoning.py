@@ -9,7 +9,7 @@ import torch
 from lightning.pytorch import Trainer
 from lightning.pytorch.loggers import CSVLogger
 
-from advlit.attacks import PGD, PathAttack
+from advlit.attacks import PGD, DeepFool, PathAttack
 from advlit.cli import build_cli
 from advlit.data import (
     DigitsDataModule,
@@ -183,3 +183,5 @@ def test_targeted_evaluation_of_one_source_class(trained_digits_cnn):
     # a targeted attack to one class is weaker than the untargeted one on the same points
     assert untargeted.results[key] <= targeted.results[key] <= targeted.results["test/clean_acc"]
     assert math.isclose(targeted.results["test/clean_acc"], untargeted.results["test/clean_acc"])
+    with pytest.raises(ValueError, match="targeted mode"):
+        RobustnessEvaluation({"deepfool": DeepFool()}, target_class=0)

@@ -3,6 +3,7 @@ epochs, exact under DDP, with min-norm curves, sanity checks, EOT and W&B media.
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 
 import torch
@@ -78,6 +79,11 @@ class RobustnessEvaluation(Callback):
         self.tag = f"_eot{eot_samples}" if eot_samples > 1 else ""
         self.source_class, self.target_class = source_class, target_class
         if target_class is not None:
+            untargetable = [n for n, a in attacks.items()
+                            if "targeted" not in inspect.signature(type(a)).parameters]
+            if untargetable:
+                raise ValueError(f"target_class needs attacks with a targeted mode; {untargetable} "
+                                 "have none (use PGD, FGSM, CarliniWagnerL2, PDGD or PDPGD)")
             attacks = {name: attack.replace(targeted=True) for name, attack in attacks.items()}
         self.suite = []  # (name, attack, norm, eps list, is min-norm)
         for name, attack in attacks.items():
