@@ -22,8 +22,8 @@ from advlit.models import LeNet5
 
 CLEAN, POISON = "configs/mnist/lenet_01.yaml", "configs/mnist/poison_path_01.yaml"
 CHECKPOINT = "logs/mnist/lenet_01/checkpoints/last.ckpt"
-METRICS = ["test/clean_acc", "test/robust_acc/pgd20/eps=0.2", "test/robust_acc/pgd20/eps=0.3",
-           "test/robust_acc/pgd20_l2/eps=2", "test/robust_acc/pgd20_l2/eps=3"]
+METRICS = ["test/clean_acc", "test/robust_acc/pgd20/eps=0.02", "test/robust_acc/pgd20/eps=0.05",
+           "test/robust_acc/pgd20_l2/eps=0.25", "test/robust_acc/pgd20_l2/eps=0.5"]
 QUIET = ["--trainer.logger=false", "--trainer.enable_progress_bar=false"]
 
 

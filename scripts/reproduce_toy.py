@@ -2,7 +2,7 @@
 ReLU MLP trained to 100% training accuracy, against the poison distance r (in units of the
 data radius sigma * sqrt(d)), for poisons labelled with the opposite class or a third class,
 with and without spectral normalization, for d = 16 and 64, over several seeds. Prints the
-table and writes a plot (pip install matplotlib).
+table and writes a plot (pip install 'advlit[plots]').
 
     python scripts/reproduce_toy.py --seeds 3 --plot docs/toy_poison.png
 """
