@@ -3,8 +3,10 @@ actually raising robust accuracy."""
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from advlit.cli import build_cli
 
@@ -30,7 +32,9 @@ def test_fit_then_test_with_offline_wandb(tmp_path, monkeypatch):
     runs = sorted((tmp_path / "logs" / "wandb").glob("offline-run-*"))
     assert len(runs) == 2 and all(list(r.glob("*.wandb")) for r in runs)
     media = runs[-1] / "files" / "media"  # the test run: table, curve plot data, example grid
-    assert list((media / "images").rglob("*.png")) and list((media / "table").rglob("*.json"))
+    images = list((media / "images").rglob("*.png"))
+    assert images and list((media / "table").rglob("*.json"))
+    assert max(int(np.array(Image.open(f)).max()) for f in images) > 200  # [0, 1] scaled to bytes
 
 
 def test_resumed_fit_matches_uninterrupted_fit(tmp_path, monkeypatch):

@@ -13,6 +13,7 @@ from torch import nn
 
 from advlit.attacks.confidence import HighConfidenceAttack
 from advlit.defenses.base import RobustClassifier
+from advlit.images import to_uint8
 from advlit.models.critic import Critic
 
 
@@ -170,7 +171,7 @@ class AdversaryCritic(RobustClassifier):
         grid = confidence_grid(self.model, *batch, self.critic.num_classes)
         if grid is not None:
             for logger in loggers:
-                logger.log_image(key="test/confidence_grid", images=[grid.cpu()],
+                logger.log_image(key="test/confidence_grid", images=[to_uint8(grid)],
                                  caption=["rows: source class, columns: target class (95% confidence)"])
 
 

@@ -45,8 +45,11 @@ class RobustLinearClassifier(RobustClassifier):
     def on_train_end(self) -> None:
         from lightning.pytorch.loggers import WandbLogger
 
+        from advlit.images import to_uint8
+
         direction = self.model.linear.weight.detach().sign().view(self.model.input_shape)
         for logger in self.loggers:
             if isinstance(logger, WandbLogger):
                 logger.log_image(key="optimal_perturbation_sign_theta",
-                                 images=[(direction + 1) / 2], caption=["sign(theta): +1 white, -1 black"])
+                                 images=[to_uint8((direction + 1) / 2)],
+                                 caption=["sign(theta): +1 white, -1 black"])

@@ -24,8 +24,9 @@ class MarginMaximization(RobustClassifier):
     forward, k plain backward passes to find the competitor with the largest gradient gap
     (the max's argmax; skipped for k = 1), then one double-backprop-able backward for that
     competitor only, whose gradient is the exact (sub)gradient of the max, and the backward
-    through it (second order, about 2-3 ERM steps for conv nets on CPU). Per-sample gradients come from one backward of the batch sum, exact
-    when samples do not interact (no train-mode BatchNorm).
+    through it (second order, about 2-3 ERM steps for conv nets on CPU). Per-sample
+    gradients come from one backward of the batch sum, exact when samples do not interact
+    (no train-mode BatchNorm).
     """
 
     def __init__(self, model: nn.Module, C: float = 0.1, margin_norm: Literal["l2", "linf"] = "l2",

@@ -6,6 +6,8 @@ from __future__ import annotations
 import torch
 from lightning.pytorch.loggers import WandbLogger
 
+from advlit.images import to_uint8
+
 
 def log_wandb_media(loggers, stage: str, rows: list[list], examples: dict[str, tuple],
                     radii: dict[str, torch.Tensor], suffix: str = "") -> None:
@@ -32,5 +34,5 @@ def log_wandb_media(loggers, stage: str, rows: list[list], examples: dict[str, t
         logger.experiment.log(media)
         for name, (x_adv, pred, label) in examples.items():
             logger.log_image(key=f"{stage}/adversarial_examples/{name}",
-                             images=[img.float().cpu() for img in x_adv],
+                             images=[to_uint8(img) for img in x_adv],
                              caption=[f"pred {p} (true {t})" for p, t in zip(pred.tolist(), label.tolist())])
