@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
+
+from seed_table import print_table, record
 
 from advlit.cli import build_cli
 
@@ -37,17 +38,10 @@ def main() -> None:
                              f"--data.init_args.datamodule.init_args.root={args.data_root}", *extra])
             train_acc = float(cli.trainer.callback_metrics["train/acc"])
             cli.trainer.test(cli.model, cli.datamodule, verbose=False)
-            row = table.setdefault(name, {})
-            row.setdefault("train/acc", []).append(train_acc)
-            for key in METRICS:
-                row.setdefault(key, []).append(float(cli.trainer.callback_metrics[key]))
-            print(name, seed, {k: round(v[-1], 4) for k, v in row.items()}, flush=True)
-    print(f"\nLeNet-5, 5000 MNIST training images, mean +- std over {args.seeds} seeds")
-    columns = ["train/acc", *METRICS]
-    print(f"{'training labels':<34}" + "".join(f"{c.removeprefix('test/'):>28}" for c in columns))
-    for name, row in table.items():
-        print(f"{name:<34}" + "".join(f"{statistics.mean(row[c]):>20.3f} +-{statistics.pstdev(row[c]):.3f}"
-                                      for c in columns))
+            record(table, name, seed, {"train/acc": train_acc, **{
+                key: float(cli.trainer.callback_metrics[key]) for key in METRICS}})
+    print_table(f"LeNet-5, 5000 MNIST training images, mean +- std over {args.seeds} seeds",
+                "training labels", table, ["train/acc", *METRICS])
 
 
 if __name__ == "__main__":

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 from pathlib import Path
 
 import torch
+from seed_table import print_table, record
 
 from advlit.cli import build_cli
 from advlit.data import PathLengthSelection
@@ -62,15 +62,9 @@ def main() -> None:
                              f"--data.init_args.seed={seed}",
                              f"--data.init_args.datamodule.init_args.root={args.data_root}", *extra])
             cli.trainer.test(cli.model, cli.datamodule, verbose=False)
-            row = table.setdefault(name, {})
-            for key in METRICS:
-                row.setdefault(key, []).append(float(cli.trainer.callback_metrics[key]))
-            print(name, seed, {k: round(v[-1], 4) for k, v in row.items()}, flush=True)
-    print(f"\nMNIST 0-vs-1, LeNet-5, 100 of 4000 labels flipped, mean +- std over {args.seeds} seeds")
-    print(f"{'poisons':<18}" + "".join(f"{m.removeprefix('test/'):>30}" for m in METRICS))
-    for name, row in table.items():
-        print(f"{name:<18}" + "".join(f"{statistics.mean(row[m]):>22.4f} +-{statistics.pstdev(row[m]):.4f}"
-                                      for m in METRICS))
+            record(table, name, seed, {key: float(cli.trainer.callback_metrics[key]) for key in METRICS})
+    print_table(f"MNIST 0-vs-1, LeNet-5, 100 of 4000 labels flipped, mean +- std over {args.seeds} seeds",
+                "poisons", table, METRICS, digits=4)
 
 
 if __name__ == "__main__":
