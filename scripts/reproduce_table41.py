@@ -18,7 +18,7 @@ from checkpoint_data import load_model_and_test_data
 
 from advlit.attacks import CarliniWagnerL2, DeepFool, HighConfidenceAttack
 from advlit.attacks.geometry import lp_norm
-from advlit.evaluation.metrics import RadiusStatistics
+from advlit.evaluation.metrics import RadiusStatistics, min_norm_radius
 
 PAPER = {  # rho_adv under DeepFool, C&W, high-confidence attack; test error %
     "no defense": ("lenet_erm", (0.157, 0.148, 0.207)),
@@ -36,12 +36,8 @@ def rho_adv(model, attack, x, y, chunk: int = 500) -> float:
     for a, b in zip(x.split(chunk), y.split(chunk)):
         with torch.no_grad():
             correct = model(a).argmax(1) == b
-        x_adv = attack(model, a, b)
-        with torch.no_grad():
-            fooled = model(x_adv).argmax(1) != b
-        norm = lp_norm(x_adv - a, "l2")
-        radius = torch.where(correct & fooled, norm, torch.where(correct, torch.inf, 0.0))
-        metric.update(radius, norm / lp_norm(a, "l2"))
+        radius = min_norm_radius(model, attack, a, b, b, correct)
+        metric.update(radius, radius / lp_norm(a, "l2"))
     return metric.compute().get("rho_adv", float("nan"))
 
 

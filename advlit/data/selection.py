@@ -121,8 +121,8 @@ def greedy_selection(graphs: list[tuple[torch.Tensor, torch.Tensor]], n: int, bu
     local = torch.zeros(n, dtype=torch.long)
     covered = []
     for b, (idx, adjacency) in enumerate(graphs):
-        closed = adjacency.float() + (torch.eye(len(idx)) if method == "dominating" else 0)
-        gain[idx] = closed.sum(1)
+        # degree, plus the point itself for the closed neighbourhood of the dominating set
+        gain[idx] = adjacency.sum(1).float() + (method == "dominating")
         block[idx], local[idx] = b, torch.arange(len(idx))
         covered.append(torch.zeros(len(idx), dtype=torch.bool))
     picked = []

@@ -17,7 +17,7 @@ from advlit.attacks import Attack, MinNormAttack
 from advlit.attacks.geometry import lp_norm
 from advlit.evaluation.eot import ExpectationOverTransformation
 from advlit.evaluation.media import log_wandb_media
-from advlit.evaluation.metrics import RadiusStatistics
+from advlit.evaluation.metrics import RadiusStatistics, min_norm_radius
 from advlit.evaluation.sanity import curve_checks, gradient_check, randomness_check
 
 
@@ -155,7 +155,7 @@ class RobustnessEvaluation(Callback):
         robust: dict[tuple[str, float], torch.Tensor] = {}
         for name, attack, norm, grid, min_norm in self.suite:
             if min_norm:
-                radius = self._radius(model, attack, x, y, self._goal(y), correct)
+                radius = min_norm_radius(model, attack, x, y, self._goal(y), correct)
                 relative = radius / lp_norm(x, norm).clamp_min(1e-12)
                 if name not in state.radii:
                     state.radii[name] = RadiusStatistics(grid).to(x.device)
@@ -181,19 +181,6 @@ class RobustnessEvaluation(Callback):
     def _goal(self, y: torch.Tensor) -> torch.Tensor:
         """What the attacks get as labels: y, or the target class when targeted."""
         return y if self.target_class is None else torch.full_like(y, self.target_class)
-
-    @staticmethod
-    def _radius(model, attack, x, y, goal, correct) -> torch.Tensor:
-        """0 where misclassified, the found norm where attacked, +inf where not broken."""
-        radius = torch.where(correct, float("inf"), 0.0).to(x.dtype)
-        idx = correct.nonzero().squeeze(1)
-        if idx.numel():
-            x_adv = attack(model, x[idx], goal[idx])
-            with torch.no_grad():
-                fooled = model(x_adv).argmax(dim=1) != y[idx]
-            norms = lp_norm(x_adv - x[idx], attack.norm)
-            radius[idx] = torch.where(fooled, norms, radius[idx])
-        return radius
 
     def _first_batch(self, trainer, pl_module, model, state: _StageState, x, y) -> None:
         """Sanity checks on the first batch; adversarial examples for the W&B grid."""
