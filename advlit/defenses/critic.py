@@ -19,7 +19,8 @@ from advlit.models.critic import Critic
 
 class AdversaryCritic(RobustClassifier):
     """Two players with manual optimization (Adam, beta1 0.5; learning rates halved every
-    ``lr_halving_epochs``), after ``pretrain_epochs`` of plain cross-entropy:
+    ``lr_halving_epochs``, the critic's counted from its first epoch), after
+    ``pretrain_epochs`` of plain cross-entropy:
 
     - target class t: the most likely other class (a logit-gap proxy for the class with the
       closest decision boundary; exact linearized distances would cost k backward passes),
@@ -145,7 +146,8 @@ class AdversaryCritic(RobustClassifier):
         self.log("train/loss", parts["loss"], prog_bar=True)
         self.log_dict({"train/nll": parts["nll"],
                        "train/adversarial_loss": parts["adversarial"], "train/cycle": parts["cycle"],
-                       "train/critic_loss": d_loss, "train/critic_acc": d_acc}, prog_bar=False)
+                       "train/critic_loss": d_loss, "train/critic_acc": d_acc,
+                       "train/adv_l2": (x_adv - x).detach().flatten(1).norm(dim=1).mean()}, prog_bar=False)
 
     def configure_optimizers(self):
         betas = (self.beta1, 0.999)
@@ -155,7 +157,9 @@ class AdversaryCritic(RobustClassifier):
         return [opt_f, opt_d], schedulers
 
     def on_train_epoch_end(self) -> None:
-        for scheduler in self.lr_schedulers():
+        schedulers = self.lr_schedulers()
+        # the critic's schedule counts its own epochs: it has not stepped during pre-training
+        for scheduler in schedulers if self.current_epoch >= self.pretrain_epochs else schedulers[:1]:
             scheduler.step()
 
     def test_step(self, batch, batch_idx: int) -> None:
