@@ -13,6 +13,8 @@ compared.)
 from __future__ import annotations
 
 import argparse
+import inspect
+import json
 import time
 
 import torch
@@ -33,6 +35,12 @@ def evaluate(fn, model, x, y, norm: str, chunk: int = 250) -> tuple[float, float
     return fooled.float().mean().item(), norms[fooled].mean().item(), elapsed
 
 
+def with_settings(attack, overrides: dict):
+    """The same attack class with ``overrides`` over the attack's own settings."""
+    params = inspect.signature(type(attack)).parameters
+    return type(attack)(**{**{k: v for k, v in vars(attack).items() if k in params}, **overrides})
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_checkpoint_arguments(parser, samples=1000)
@@ -42,6 +50,9 @@ def main() -> None:
                              "input gradient of every logit at each step (10 for 10 classes); they "
                              "spend them on random restarts (8 for L2, 4 for Linf, uniform init in +-0.3)")
     parser.add_argument("--attacks", nargs="+", default=["DeepFool", "C&W", "PDGD", "PDPGD"])
+    parser.add_argument("--pdgd", type=json.loads, default={},
+                        help='PDGD settings as JSON over the others, e.g. {"steps": 1000}')
+    parser.add_argument("--pdpgd", type=json.loads, default={}, help="PDPGD-Linf settings as JSON, likewise")
     args = parser.parse_args()
     import torchattacks
 
@@ -54,6 +65,7 @@ def main() -> None:
     if args.matched:
         pdgd = PDGD(steps=10 * s // 8, restarts=8, random_init=0.3, lr=0.1)
         pdpgd = PDPGD(norm="linf", steps=10 * s // 4, restarts=4, random_init=0.3, lr=1.0)
+    pdgd, pdpgd = with_settings(pdgd, args.pdgd), with_settings(pdpgd, args.pdpgd)
     budget = lambda a: f"{a.restarts} x {a.steps}" if a.restarts > 1 else f"{a.steps}"  # noqa: E731
     ours = lambda attack: (lambda a, b: attack(model, a, b))  # noqa: E731
     pairs = [

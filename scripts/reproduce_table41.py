@@ -5,7 +5,7 @@ images, for the undefended, FGSM-AT, margin (l2) and adversary-critic checkpoint
 their configs; printed beside the thesis's numbers.
 
     advlit fit --config configs/mnist/critic_lenet.yaml   (and lenet_{erm,fgsm_at,margin_l2})
-    python scripts/reproduce_table41.py --samples 1000
+    python scripts/reproduce_table41.py --samples 1000 [--models critic_lenet]
 """
 
 from __future__ import annotations
@@ -44,9 +44,13 @@ def rho_adv(model, attack, x, y, chunk: int = 500) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=1000)
+    parser.add_argument("--models", nargs="+", choices=[c for c, _ in PAPER.values()],
+                        default=[c for c, _ in PAPER.values()], help="rows to compute (config names)")
     args = parser.parse_args()
     print(f"{'model':<18}{'test err %':>11}" + "".join(f"{name:>24}" for name in ATTACKS))
     for label, (config, paper) in PAPER.items():
+        if config not in args.models:
+            continue
         model, x, y = load_model_and_test_data(SimpleNamespace(
             config=f"configs/mnist/{config}.yaml", ckpt=f"logs/mnist/{config}/checkpoints/last.ckpt",
             samples=10000))
