@@ -159,3 +159,18 @@ def test_bad_critic_settings_are_rejected():
         AdversaryCritic(classifier, Critic(num_classes=3, input_shape=(1, 8, 8), hidden=8))
     with pytest.raises(ValueError, match="target must be"):
         AdversaryCritic(classifier, critic, target="random")
+
+
+def test_without_cycle_weight_the_way_back_is_not_attacked():
+    defense = tiny_defense()
+    defense.cycle_weight = 0.0
+    x = torch.rand(4, 1, 2, 2)
+    logits = defense(x)
+    y = logits.argmax(1)
+    calls = []
+    run = defense.attack.run
+    defense.attack.run = lambda *args: calls.append(args) or run(*args)
+    parts = defense.classifier_loss(x, y, logits, x, (y + 1) % 3)
+    assert not calls and "cycle" not in parts
+    expected = parts["nll"] + defense.adv_weight * parts["adversarial"]
+    assert parts["loss"].item() == pytest.approx(expected.item())

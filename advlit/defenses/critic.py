@@ -32,7 +32,8 @@ class AdversaryCritic(RobustClassifier):
       the real points + E||grad D||^2 at the adversarial points), computed separately;
     - classifier (eq. 4.4-4.5): NLL(x, y) + ``adv_weight`` * logistic loss of the critic
       calling x_adv real for t + ``cycle_weight`` * ||A(x_adv -> y) - x||_2^2, the gradient
-      flowing through the attack into the classifier's parameters.
+      flowing through the attack into the classifier's parameters (the way back is not
+      attacked when ``cycle_weight`` is 0).
 
     At test time, with a W&B logger, a grid of adversarial examples for every source/target
     pair at 95% target confidence is logged (thesis Figure 4.2).
@@ -111,10 +112,13 @@ class AdversaryCritic(RobustClassifier):
         nll = F.cross_entropy(logits, y)
         scores = self.critic(x_adv, t)
         adversarial = F.binary_cross_entropy_with_logits(scores, torch.ones_like(scores))
-        x_back = self.attack.run(self.model, x_adv, y, self.class_confidence[y])
-        cycle = (x_back - x).flatten(1).pow(2).sum(1).mean()
-        total = nll + self.adv_weight * adversarial + self.cycle_weight * cycle
-        return {"loss": total, "nll": nll, "adversarial": adversarial, "cycle": cycle}
+        parts = {"nll": nll, "adversarial": adversarial}
+        total = nll + self.adv_weight * adversarial
+        if self.cycle_weight > 0:  # the way back is a second differentiable attack: skip it when unused
+            x_back = self.attack.run(self.model, x_adv, y, self.class_confidence[y])
+            parts["cycle"] = (x_back - x).flatten(1).pow(2).sum(1).mean()
+            total = total + self.cycle_weight * parts["cycle"]
+        return {"loss": total, **parts}
 
     # -- Lightning ------------------------------------------------------------------------
     def training_step(self, batch, batch_idx: int) -> None:
@@ -144,8 +148,8 @@ class AdversaryCritic(RobustClassifier):
         self.manual_backward(parts["loss"])
         opt_f.step()
         self.log("train/loss", parts["loss"], prog_bar=True)
-        self.log_dict({"train/nll": parts["nll"],
-                       "train/adversarial_loss": parts["adversarial"], "train/cycle": parts["cycle"],
+        self.log_dict({"train/nll": parts["nll"], "train/adversarial_loss": parts["adversarial"],
+                       **({"train/cycle": parts["cycle"]} if "cycle" in parts else {}),
                        "train/critic_loss": d_loss, "train/critic_acc": d_acc,
                        "train/adv_l2": (x_adv - x).detach().flatten(1).norm(dim=1).mean()}, prog_bar=False)
 
