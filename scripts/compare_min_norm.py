@@ -13,7 +13,6 @@ compared.)
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import time
 
@@ -33,12 +32,6 @@ def evaluate(fn, model, x, y, norm: str, chunk: int = 250) -> tuple[float, float
         fooled = torch.cat([model(a).argmax(1) != b for a, b in zip(x_adv.split(chunk), y.split(chunk))])
     norms = lp_norm(x_adv - x, norm)
     return fooled.float().mean().item(), norms[fooled].mean().item(), elapsed
-
-
-def with_settings(attack, overrides: dict):
-    """The same attack class with ``overrides`` over the attack's own settings."""
-    params = inspect.signature(type(attack)).parameters
-    return type(attack)(**{**{k: v for k, v in vars(attack).items() if k in params}, **overrides})
 
 
 def main() -> None:
@@ -65,7 +58,7 @@ def main() -> None:
     if args.matched:
         pdgd = PDGD(steps=10 * s // 8, restarts=8, random_init=0.3, lr=0.1)
         pdpgd = PDPGD(norm="linf", steps=10 * s // 4, restarts=4, random_init=0.3, lr=1.0)
-    pdgd, pdpgd = with_settings(pdgd, args.pdgd), with_settings(pdpgd, args.pdpgd)
+    pdgd, pdpgd = pdgd.replace(**args.pdgd), pdpgd.replace(**args.pdpgd)
     budget = lambda a: f"{a.restarts} x {a.steps}" if a.restarts > 1 else f"{a.steps}"  # noqa: E731
     ours = lambda attack: (lambda a, b: attack(model, a, b))  # noqa: E731
     pairs = [

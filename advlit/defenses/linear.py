@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 
 from advlit.defenses.base import RobustClassifier
+from advlit.images import to_uint8
 from advlit.models.linear import BinaryLinear
 
 DUAL = {"linf": 1, "l2": 2}
@@ -44,8 +45,6 @@ class RobustLinearClassifier(RobustClassifier):
 
     def on_train_end(self) -> None:
         from lightning.pytorch.loggers import WandbLogger
-
-        from advlit.images import to_uint8
 
         direction = self.model.linear.weight.detach().sign().view(self.model.input_shape)
         for logger in self.loggers:
