@@ -46,7 +46,10 @@ def main() -> None:
     args = parser.parse_args()
     rows = {}
     for name in args.only:
-        rows[name] = [run(name, args.epochs, seed) for seed in range(args.seeds)]
+        rows[name] = []
+        for seed in range(args.seeds):
+            rows[name].append(run(name, args.epochs, seed))
+            print(f"{name} seed {seed}: " + " / ".join(f"{v:.3f}" for v in rows[name][-1]), flush=True)
     print(f"\nLeNet-5, MNIST, {args.epochs} epochs, {args.seeds} seeds (mean ± std); paper in brackets")
     print(f"{'model':<18}{'test error %':>22}{'FGSM 0.2 error %':>26}{'rho_adv DeepFool':>28}")
     for name, results in rows.items():
