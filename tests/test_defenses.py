@@ -27,6 +27,22 @@ def test_natural_batches_train_on_clean_inputs(trained_digits_cnn, digits):
     assert adversarial.training_loss(x[:32], y[:32])[0].item() > loss.item() + 0.1
 
 
+def test_clean_weight_mixes_clean_and_adversarial_loss(trained_digits_cnn, digits):
+    """Goodfellow et al.'s objective: alpha CE(x) + (1 - alpha) CE(x_adv), checked directly."""
+    _, _, x, y = digits
+    x, y = x[:32], y[:32]
+    attack = PGD(eps=0.2, steps=3, random_start=False)
+    module = AdversarialTraining(trained_digits_cnn, attack, clean_weight=0.25)
+    loss, _ = module.training_loss(x, y)
+    clean = F.cross_entropy(trained_digits_cnn(x), y)
+    adversarial = F.cross_entropy(trained_digits_cnn(attack(module, x, y)), y)
+    assert adversarial.item() > clean.item() + 0.1
+    assert loss.item() == pytest.approx((0.25 * clean + 0.75 * adversarial).item(), rel=1e-5)
+    for bad in (-0.1, 1.0):
+        with pytest.raises(ValueError, match="clean_weight must be in"):
+            AdversarialTraining(trained_digits_cnn, attack, clean_weight=bad)
+
+
 def per_sample_ce(model, x, y):
     with torch.no_grad():
         return F.cross_entropy(model(x), y, reduction="none")

@@ -20,20 +20,27 @@ class AdversarialTraining(RobustClassifier):
     """Minimize cross-entropy on adversarial examples of ``attack`` (min-max training).
 
     ``natural_ratio`` is the probability that a batch is trained on clean inputs instead
-    (e.g. 0.05). The attack generates examples on the eval-mode model by default; set
+    (e.g. 0.05). ``clean_weight`` alpha mixes the clean loss into every batch,
+    alpha CE(x) + (1 - alpha) CE(x_adv) (Goodfellow et al. 2015, eq. 6, alpha = 0.5; one more
+    forward+backward on the clean batch). The attack generates examples on the eval-mode model by default; set
     ``model_mode: train`` on the attack to use the training-mode model (BatchNorm batch
     statistics, dropout) — its running statistics are restored either way.
     """
 
     def __init__(self, model: nn.Module, attack: Attack, natural_ratio: float = 0.0,
+                 clean_weight: float = 0.0,
                  optimizer: OptimizerCallable = torch.optim.Adam,
                  scheduler: LRSchedulerCallable | None = None,
                  scheduler_interval: Literal["epoch", "step"] = "epoch") -> None:
         super().__init__(model, optimizer, scheduler, scheduler_interval)
         if not 0.0 <= natural_ratio <= 1.0:
             raise ValueError(f"natural_ratio must be in [0, 1], got {natural_ratio!r}")
+        if not 0.0 <= clean_weight < 1.0:
+            raise ValueError(f"clean_weight must be in [0, 1) (1 would be plain training), "
+                             f"got {clean_weight!r}")
         self.attack = attack
         self.natural_ratio = natural_ratio
+        self.clean_weight = clean_weight
 
     def adversarial_examples(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return self.attack(self, x, y)
@@ -41,8 +48,13 @@ class AdversarialTraining(RobustClassifier):
     def training_loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         # Drawn on the CPU generator: no device sync, and saved in checkpoints.
         natural = self.natural_ratio > 0 and torch.rand(()).item() < self.natural_ratio
-        x_train = x if natural else self.adversarial_examples(x, y)
-        return super().training_loss(x_train, y)
+        if natural:
+            return super().training_loss(x, y)
+        loss, logits = super().training_loss(self.adversarial_examples(x, y), y)
+        if self.clean_weight > 0:
+            clean_loss, _ = super().training_loss(x, y)
+            loss = self.clean_weight * clean_loss + (1 - self.clean_weight) * loss
+        return loss, logits
 
 
 class MixedNormAdversarialTraining(AdversarialTraining):
@@ -62,7 +74,8 @@ class MixedNormAdversarialTraining(AdversarialTraining):
             raise ValueError(f"mixed-norm training needs at least 2 attacks, got {len(attacks)}")
         if strategy not in ("rand", "max"):
             raise ValueError(f"strategy must be 'rand' or 'max', got {strategy!r}")
-        super().__init__(model, attacks[0], natural_ratio, optimizer, scheduler, scheduler_interval)
+        super().__init__(model, attacks[0], natural_ratio=natural_ratio, optimizer=optimizer,
+                         scheduler=scheduler, scheduler_interval=scheduler_interval)
         self.attacks = attacks
         self.strategy = strategy
 
