@@ -20,11 +20,12 @@ class AdversarialTraining(RobustClassifier):
     """Minimize cross-entropy on adversarial examples of ``attack`` (min-max training).
 
     ``natural_ratio`` is the probability that a batch is trained on clean inputs instead
-    (e.g. 0.05). ``clean_weight`` alpha mixes the clean loss into every batch,
-    alpha CE(x) + (1 - alpha) CE(x_adv) (Goodfellow et al. 2015, eq. 6, alpha = 0.5; one more
-    forward+backward on the clean batch). The attack generates examples on the eval-mode model by default; set
-    ``model_mode: train`` on the attack to use the training-mode model (BatchNorm batch
-    statistics, dropout) — its running statistics are restored either way.
+    (e.g. 0.05). ``clean_weight`` alpha mixes the clean loss into every batch:
+    alpha CE(x) + (1 - alpha) CE(x_adv), Goodfellow et al. 2015's objective with alpha = 0.5
+    (one more forward+backward on the clean batch). The attack generates examples on the
+    eval-mode model by default; set ``model_mode: train`` on the attack to use the
+    training-mode model (BatchNorm batch statistics, dropout) — its running statistics are
+    restored either way.
     """
 
     def __init__(self, model: nn.Module, attack: Attack, natural_ratio: float = 0.0,
