@@ -41,7 +41,7 @@ def main() -> None:
     parser.add_argument("--matched", action="store_true",
                         help="give PDGD/PDPGD as many gradient evaluations as FAB: FAB computes the "
                              "input gradient of every logit at each step (10 for 10 classes); they "
-                             "spend them on random restarts (8 for L2, 4 for Linf, uniform init in +-0.3)")
+                             "spend them on 2 runs of 5x FAB's steps, the second from uniform noise")
     parser.add_argument("--attacks", nargs="+", default=["DeepFool", "C&W", "PDGD", "PDPGD"])
     parser.add_argument("--pdgd", type=json.loads, default={},
                         help='PDGD settings as JSON over the others, e.g. {"steps": 1000}')
@@ -56,8 +56,8 @@ def main() -> None:
     s = args.steps
     pdgd, pdpgd = PDGD(steps=s), PDPGD(norm="linf", steps=s)
     if args.matched:
-        pdgd = PDGD(steps=10 * s // 8, restarts=8, random_init=0.3, lr=0.1)
-        pdpgd = PDPGD(norm="linf", steps=10 * s // 4, restarts=4, random_init=0.3, lr=1.0)
+        pdgd = PDGD(steps=5 * s, restarts=2)
+        pdpgd = PDPGD(norm="linf", steps=5 * s, restarts=2)
     pdgd, pdpgd = pdgd.replace(**args.pdgd), pdpgd.replace(**args.pdpgd)
     budget = lambda a: f"{a.restarts} x {a.steps}" if a.restarts > 1 else f"{a.steps}"  # noqa: E731
     ours = lambda attack: (lambda a, b: attack(model, a, b))  # noqa: E731

@@ -156,7 +156,27 @@ def test_l1_projection_is_exact():
     (lambda: PDGD(lr_final=0), "lr_final must be in"),
     (lambda: DeepFool(overshoot=-1), "overshoot must be >= 0"),
     (lambda: PDPGD(refine_steps=-1), "refine_steps must be an integer >= 0"),
+    (lambda: PDGD(surrogate="square"), "surrogate must be one of"),
+    (lambda: PDGD(lr_schedule="cosine"), "lr_schedule must be 'linear' or 'exponential'"),
+    (lambda: PDPGD(preconditioner="lbfgs"), "preconditioner must be 'adam' or 'none'"),
 ])
 def test_bad_min_norm_arguments(make, match):
     with pytest.raises(ValueError, match=match):
         make()
+
+
+def test_primal_dual_first_run_starts_at_x_and_restarts_add_noise(trained_digits_cnn, digits):
+    _, _, x, y = digits
+    x, y = x[:32], y[:32]
+    runs = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        runs.append(PDGD(steps=20, restarts=1, random_init=0.5, refine_steps=0)(trained_digits_cnn, x, y))
+    assert torch.equal(runs[0], runs[1])  # no randomness in the first run
+    torch.manual_seed(1)
+    restarted = PDGD(steps=20, restarts=2, random_init=0.5, refine_steps=0)(trained_digits_cnn, x, y)
+    assert not torch.equal(restarted, runs[0])
+    one, two = (g.lp_norm(a - x, "l2") for a in (runs[0], restarted))
+    model = trained_digits_cnn
+    fooled = (predictions(model, runs[0]) != y) & (predictions(model, restarted) != y)
+    assert (two[fooled] <= one[fooled] + 1e-5).all()  # best-so-far over runs never gets worse
