@@ -5,11 +5,6 @@ the model after the last epoch. README's table (VAT left out, about 90 CPU minut
 
     python scripts/reproduce_table31b.py --epochs 8 --seeds 2 \
         --only lenet_margin_l1 lenet_margin_l2 lenet_fgsm_at lenet_erm
-
-and its margin rows with the finite-difference margin gradient:
-
-    python scripts/reproduce_table31b.py --epochs 8 --seeds 1 --only lenet_margin_l1 \
-        lenet_margin_l2 --extra=--model.init_args.second_order=finite_difference
 """
 
 from __future__ import annotations
@@ -30,9 +25,9 @@ QUIET = ["--trainer.logger=false", "--trainer.enable_progress_bar=false",
          "--trainer.enable_model_summary=false"]
 
 
-def run(name: str, epochs: int, seed: int, extra: list[str]) -> tuple[float, float, float]:
+def run(name: str, epochs: int, seed: int) -> tuple[float, float, float]:
     cli = build_cli(["fit", "--config", f"configs/mnist/{name}.yaml", f"--seed_everything={seed}",
-                     f"--trainer.max_epochs={epochs}", *QUIET, *extra])
+                     f"--trainer.max_epochs={epochs}", *QUIET])
     cli.trainer.test(cli.model, datamodule=cli.datamodule, verbose=False)
     m = cli.trainer.callback_metrics
     return (100 * (1 - float(m["test/acc"])), 100 * (1 - float(m["test/robust_acc/fgsm/eps=0.2"])),
@@ -50,15 +45,12 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--only", nargs="*", default=list(PAPER))
-    parser.add_argument("--extra", nargs="*", default=[],
-                        help="more advlit arguments for every run, e.g. "
-                             "--model.init_args.second_order=finite_difference")
     args = parser.parse_args()
     rows = {}
     for name in args.only:
         rows[name] = []
         for seed in range(args.seeds):
-            rows[name].append(run(name, args.epochs, seed, args.extra))
+            rows[name].append(run(name, args.epochs, seed))
             print(f"{name} seed {seed}: " + " / ".join(f"{v:.3f}" for v in rows[name][-1]), flush=True)
     print(f"\nLeNet-5, MNIST, {args.epochs} epochs, {args.seeds} seeds (mean ± std); paper in brackets")
     print(f"{'model':<18}{'test error %':>22}{'FGSM 0.2 error %':>26}{'rho_adv DeepFool':>28}")
