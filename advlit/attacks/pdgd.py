@@ -9,12 +9,12 @@ correctly, -1 once it is adversarial), smoothed by an exponential moving average
 learning rate decays from ``lr`` to ``lr * lr_final``; the best adversarial example is kept
 per sample; the first run starts at x, further ``restarts`` from uniform noise.
 
-Defaults follow the authors' released MNIST settings rather than the thesis text where the two
-differ, because they measured better on adversarially trained MNIST models (README, "min-norm
-attacks"): ``surrogate: softplus`` (log(1 + e^m), still pulling once the point is adversarial)
-instead of the hinge max(m, 0); ``lr_schedule: exponential`` instead of linear; lr 1.0 and
-lambda = 10 at the start. ``surrogate: hinge, lr_schedule: linear`` give the thesis's
-Algorithms as written.
+Defaults follow the authors' released MNIST settings (aam-at/cpgd) rather than the thesis text
+where the two differ, because they measured better on an adversarially trained MNIST model
+(README, "advlit against torchattacks"): ``surrogate: softplus`` (log(1 + e^m), still pulling
+once the point is adversarial) instead of the hinge max(m, 0); ``lr_schedule: exponential``
+instead of linear; lr 1.0 and lambda 10 at the start. ``surrogate: hinge, lr_schedule:
+linear, lr: 0.1, dual_init: 1, random_init: 0`` give the thesis's Algorithm 2 as written.
 """
 
 from __future__ import annotations
