@@ -180,3 +180,9 @@ def test_primal_dual_first_run_starts_at_x_and_restarts_add_noise(trained_digits
     model = trained_digits_cnn
     fooled = (predictions(model, runs[0]) != y) & (predictions(model, restarted) != y)
     assert (two[fooled] <= one[fooled] + 1e-5).all()  # best-so-far over runs never gets worse
+
+
+def test_pdpgd_default_step_rule_follows_the_norm():
+    linf = PDPGD(norm="linf")
+    assert linf.step_rule == "adam" and linf.replace(norm="l1").step_rule == "none"
+    assert PDPGD(norm="l1", preconditioner="adam").step_rule == "adam"

@@ -169,7 +169,7 @@ class PDPGD(PDGD):
                  surrogate: str = "softplus", lr_schedule: str = "exponential", refine_steps: int = 10,
                  preconditioner: str | None = None, targeted: bool = False,
                  model_mode: ModelMode = "eval") -> None:
-        self.preconditioner = preconditioner or ("adam" if norm == "linf" else "none")
+        self.preconditioner = preconditioner
         super().__init__(norm=norm, steps=steps, lr=lr, lr_final=lr_final, dual_lr=dual_lr,
                          dual_init=dual_init, dual_ema=dual_ema, restarts=restarts,
                          random_init=random_init, surrogate=surrogate, lr_schedule=lr_schedule,
@@ -177,8 +177,14 @@ class PDPGD(PDGD):
 
     def validate(self) -> None:
         super().validate()
-        if self.preconditioner not in ("adam", "none"):
+        if self.preconditioner not in (None, "adam", "none"):
             raise ValueError(f"preconditioner must be 'adam' or 'none', got {self.preconditioner!r}")
+
+    @property
+    def step_rule(self) -> str:
+        """The preconditioner in effect: the given one, else ``adam`` for linf, ``none`` otherwise
+        (derived, so that ``replace(norm=...)`` follows the new norm)."""
+        return self.preconditioner or ("adam" if self.norm == "linf" else "none")
 
     def primal_step(self, state: dict, r, grad_cls, w_norm, w_cls, lr: float, step: int):
         """Proximal gradient on w_n ||r|| + w_c surrogate with step eta: r_half = r - eta w_c g,
@@ -188,7 +194,7 @@ class PDPGD(PDGD):
           (a step of about lr per coordinate).
         - ``none``: eta = lr / (w_c ||g||_2), a step of L2 length lr down the surrogate.
         """
-        if self.preconditioner == "adam":
+        if self.step_rule == "adam":
             r_half = r - lr * self.adam_direction(state, grad_cls, step)
             return PROXIMAL[self.norm](r_half, lr * w_norm / w_cls.clamp_min(1e-12))
         g_norm = grad_cls.flatten(1).norm(dim=1)
