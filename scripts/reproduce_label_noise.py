@@ -3,16 +3,17 @@ memorizes 5000 MNIST images (--train-size) with 20% (--fraction) of the labels f
 to random existing classes or to a new 11th class; robust accuracy (first 1000 test images)
 against the clean-label model, mean +- std over seeds; for the 11th-class model also the share
 of broken points that the attack sends into the new class, the robust accuracy when the
-11th output is ignored, and the robust accuracy when the 11th class is a reject option (only a
-wrong digit counts as an error).
+11th output is ignored, and robust accuracy against Linf eps with the 11th class read as an
+error or as a reject option (only a wrong digit counts as an error), optionally plotted.
 
-    python scripts/reproduce_label_noise.py --seeds 3
+    python scripts/reproduce_label_noise.py --seeds 2 --plot docs/label_noise.png
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 
 import torch
 from seed_table import print_table, record
@@ -29,7 +30,8 @@ METRICS = ["test/clean_acc", "test/robust_acc/pgd20/eps=0.05", "test/robust_acc/
            "test/robust_acc/pgd20_l2/eps=0.5", "test/robust_acc/pgd20_l2/eps=1"]
 NEW_CLASS = "broken into 11th, Linf 0.05"
 DIGITS_ONLY = "ten digits only, Linf 0.05"
-REJECT = "11th class = reject, Linf 0.05"
+ERROR_READING, REJECT_READING = "11th = error, Linf ", "11th = reject, Linf "
+CURVE_EPS = (0.0, 0.025, 0.05, 0.075, 0.1)
 
 
 def main() -> None:
@@ -39,6 +41,8 @@ def main() -> None:
     parser.add_argument("--train-size", type=int, default=5000, help="training images (seeded subset)")
     parser.add_argument("--fraction", type=float, default=0.2, help="fraction of labels flipped")
     parser.add_argument("--model", default="LeNet5", help="an advlit.models class, e.g. CWCNN")
+    parser.add_argument("--plot", default=None, help="write robust accuracy against eps here "
+                                                    "(pip install 'advlit[plots]')")
     args = parser.parse_args()
     table: dict[str, dict[str, list[float]]] = {}
     for name, (config, extra) in SETTINGS.items():
@@ -56,35 +60,70 @@ def main() -> None:
                 key: float(cli.trainer.callback_metrics[key]) for key in METRICS}})
     print_table(f"{args.model}, {args.train_size} MNIST training images, {args.fraction:.0%} flipped, "
                 f"mean +- std over {args.seeds} seeds",
-                "training labels", table, ["train/acc", *METRICS, NEW_CLASS, DIGITS_ONLY, REJECT])
+                "training labels", table, ["train/acc", *METRICS, NEW_CLASS, DIGITS_ONLY,
+                                           *(f"{r}{eps}" for r in (ERROR_READING, REJECT_READING)
+                                             for eps in CURVE_EPS[1:])])
+    if args.plot:
+        plot(table, args.plot, f"{args.model}, {args.train_size} images, {args.fraction:.0%} flipped, "
+                               f"{args.seeds} seeds")
 
 
 def new_class_analysis(cli) -> dict[str, float]:
-    """PGD-20 at Linf 0.05 on the first 1000 test images, three readings of an 11th output:
-    the share of broken points whose adversarial prediction is the 11th class (0 for a
-    10-class model); the robust accuracy of the ten-digit classifier (argmax over the digit
-    logits only, attacked as such); and the robust accuracy with the 11th class as a reject
-    option: a point is robust unless the model predicts a wrong digit, on x or under either of
-    plain PGD and a margin PGD adapted to that reading (``RejectAsTrue``)."""
+    """Linf robust accuracy on the first 1000 test images at each of CURVE_EPS, in two readings
+    of an 11th output: an error like any wrong label, or a reject option (only a wrong digit is
+    an error). A point is robust if x is classified right and its predictions under PGD-20 and
+    under a margin PGD-20 adapted to the reject reading (``RejectAsTrue``) are acceptable. At Linf 0.05
+    also the share of points broken by PGD whose prediction is the 11th class (0 for a
+    10-class model) and the robust accuracy of the ten-digit classifier (argmax over the digit
+    logits only, attacked as such)."""
     model = cli.model.eval()
     test_set = cli.datamodule.datamodule.test_set
     x, y = test_set.images[:1000].float() / 255, test_set.labels[:1000]
-    attack = PGD(norm="linf", eps=0.05, steps=20)
     torch.manual_seed(0)
     with torch.no_grad():
-        prediction = model(attack(model, x, y)).argmax(dim=1)
-    broken = prediction != y
-    digits = DigitLogits(model)
-    with torch.no_grad():
-        digits_only = (digits(attack(digits, x, y)).argmax(dim=1) == y).float().mean()
-    adapted = attack.replace(loss="margin")
-    with torch.no_grad():
-        adapted_prediction = model(adapted(RejectAsTrue(model, y), x, y)).argmax(dim=1)
-        wrong_digit = torch.zeros_like(broken)
-        for p in (model(x).argmax(dim=1), prediction, adapted_prediction):
-            wrong_digit |= (p != y) & (p != 10)
-    return {NEW_CLASS: float((prediction[broken] == 10).float().mean()) if broken.any() else 0.0,
-            DIGITS_ONLY: float(digits_only), REJECT: 1 - float(wrong_digit.float().mean())}
+        clean = model(x).argmax(dim=1)
+    results = {}
+    for eps in CURVE_EPS:
+        predictions = [clean]
+        if eps > 0:
+            attack = PGD(norm="linf", eps=eps, steps=20)
+            adapted = attack.replace(loss="margin")
+            with torch.no_grad():
+                predictions.append(model(attack(model, x, y)).argmax(dim=1))
+                predictions.append(model(adapted(RejectAsTrue(model, y), x, y)).argmax(dim=1))
+        predictions = torch.stack(predictions)
+        results[f"{ERROR_READING}{eps}"] = float((predictions == y).all(dim=0).float().mean())
+        accepted = (predictions == y) | (predictions == 10)
+        accepted[0] = predictions[0] == y  # the clean input itself must be classified right
+        results[f"{REJECT_READING}{eps}"] = float(accepted.all(dim=0).float().mean())
+        if eps == 0.05:
+            broken = predictions[1] != y
+            into_new_class = (predictions[1][broken] == 10).float().mean() if broken.any() else 0.0
+            digits = DigitLogits(model)
+            with torch.no_grad():
+                digits_only = (digits(attack(digits, x, y)).argmax(dim=1) == y).float().mean()
+            results.update({NEW_CLASS: float(into_new_class), DIGITS_ONLY: float(digits_only)})
+    return results
+
+
+def plot(table: dict[str, dict[str, list[float]]], path: str, title: str) -> None:
+    """Robust accuracy against Linf eps, mean +- std over seeds; the 11th-class model in both
+    readings."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, row in table.items():
+        readings = [(ERROR_READING, "-")] + ([(REJECT_READING, "--")] if "11th" in name else [])
+        for reading, style in readings:
+            means = [statistics.mean(row[f"{reading}{eps}"]) for eps in CURVE_EPS]
+            stds = [statistics.pstdev(row[f"{reading}{eps}"]) for eps in CURVE_EPS]
+            label = name + (f", {reading.split(',')[0]}" if "11th" in name else "")
+            ax.errorbar(CURVE_EPS, means, yerr=stds, ls=style, marker="o", capsize=3, label=label)
+    ax.set(title=title, xlabel="Linf eps (PGD-20 and adapted margin PGD-20)",
+           ylabel="robust accuracy", ylim=(0, 1.02))
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
 
 
 class DigitLogits(torch.nn.Module):
