@@ -72,10 +72,10 @@ def new_class_analysis(cli) -> dict[str, float]:
     """Linf robust accuracy on the first 1000 test images at each of CURVE_EPS, in two readings
     of an 11th output: an error like any wrong label, or a reject option (only a wrong digit is
     an error). A point is robust if x is classified right and its predictions under PGD-20 and
-    under a margin PGD-20 adapted to the reject reading (``RejectAsTrue``) are acceptable. At Linf 0.05
-    also the share of points broken by PGD whose prediction is the 11th class (0 for a
-    10-class model) and the robust accuracy of the ten-digit classifier (argmax over the digit
-    logits only, attacked as such)."""
+    under a margin PGD-20 adapted to the reject reading (``RejectAsTrue``) are acceptable. At
+    Linf 0.05 also the share of points broken by PGD whose prediction is the 11th class (0 for
+    a 10-class model) and the robust accuracy of the ten-digit classifier (argmax over the
+    digit logits only, attacked as such)."""
     model = cli.model.eval()
     test_set = cli.datamodule.datamodule.test_set
     x, y = test_set.images[:1000].float() / 255, test_set.labels[:1000]
@@ -117,7 +117,7 @@ def plot(table: dict[str, dict[str, list[float]]], path: str, title: str) -> Non
         for reading, style in readings:
             means = [statistics.mean(row[f"{reading}{eps}"]) for eps in CURVE_EPS]
             stds = [statistics.pstdev(row[f"{reading}{eps}"]) for eps in CURVE_EPS]
-            label = name + (f", {reading.split(',')[0]}" if "11th" in name else "")
+            label = name + (f", {reading.removesuffix(', Linf ')}" if "11th" in name else "")
             ax.errorbar(CURVE_EPS, means, yerr=stds, ls=style, marker="o", capsize=3, label=label)
     ax.set(title=title, xlabel="Linf eps (PGD-20 and adapted margin PGD-20)",
            ylabel="robust accuracy", ylim=(0, 1.02))
