@@ -28,10 +28,11 @@ SETTINGS = {
 }
 METRICS = ["test/clean_acc", "test/robust_acc/pgd20/eps=0.05", "test/robust_acc/pgd20/eps=0.1",
            "test/robust_acc/pgd20_l2/eps=0.5", "test/robust_acc/pgd20_l2/eps=1"]
-NEW_CLASS = "broken into 11th, Linf 0.05"
-DIGITS_ONLY = "ten digits only, Linf 0.05"
-ERROR_READING, REJECT_READING = "11th = error, Linf ", "11th = reject, Linf "
 CURVE_EPS = (0.0, 0.025, 0.05, 0.075, 0.1)
+DETAIL_EPS = 0.05  # the point of the curve that also gets the 11th-class breakdown
+NEW_CLASS = f"broken into 11th, Linf {DETAIL_EPS}"
+DIGITS_ONLY = f"ten digits only, Linf {DETAIL_EPS}"
+ERROR_READING, REJECT_READING = "11th = error, Linf ", "11th = reject, Linf "
 
 
 def main() -> None:
@@ -73,7 +74,7 @@ def new_class_analysis(cli) -> dict[str, float]:
     of an 11th output: an error like any wrong label, or a reject option (only a wrong digit is
     an error). A point is robust if x is classified right and its predictions under PGD-20 and
     under a margin PGD-20 adapted to the reject reading (``RejectAsTrue``) are acceptable. At
-    Linf 0.05 also the share of points broken by PGD whose prediction is the 11th class (0 for
+    DETAIL_EPS also the share of points broken by PGD whose prediction is the 11th class (0 for
     a 10-class model) and the robust accuracy of the ten-digit classifier (argmax over the
     digit logits only, attacked as such)."""
     model = cli.model.eval()
@@ -96,7 +97,7 @@ def new_class_analysis(cli) -> dict[str, float]:
         accepted = (predictions == y) | (predictions == 10)
         accepted[0] = predictions[0] == y  # the clean input itself must be classified right
         results[f"{REJECT_READING}{eps}"] = float(accepted.all(dim=0).float().mean())
-        if eps == 0.05:
+        if eps == DETAIL_EPS:
             broken = predictions[1] != y
             into_new_class = (predictions[1][broken] == 10).float().mean() if broken.any() else 0.0
             digits = DigitLogits(model)
