@@ -1,55 +1,169 @@
-"""Evaluation throughput (images/s per attack) and the wall time of ``advlit test`` with 1
-and 2 processes (CPU, DDP/gloo) on the same checkpoint.
+"""advlit's ``standard`` suite against the AutoAttack reference (``pyautoattack``), side by
+side on the same MNIST images: robust accuracy, wall time and gradient evaluations per image.
 
-    python scripts/bench_eval.py --config configs/quickstart.yaml \
-        --ckpt logs/quickstart/checkpoints/last.ckpt
+Trains (once, cached under ``--zoo``) a benchmark zoo with advlit's own defenses and
+Lightning's trainer: an ERM LeNet-5, a PGD-AT BatchNorm CNN (Linf 0.3, eps warm-up), and
+gradient-masked models (a BatchNorm CNN trained with FGSM from a random start, the ERM
+LeNet-5 behind input quantization, and the ERM LeNet-5 with its input gradients scrambled
+by a fixed sign mask). Every row is the same images for both suites, run one after the other.
+
+    pip install --no-deps pyautoattack     # the reference; never a dependency of advlit
+    python scripts/bench_eval.py --samples 1000
 """
 
 from __future__ import annotations
 
 import argparse
-import subprocess
-import sys
 import time
+from pathlib import Path
 
 import torch
-from checkpoint_data import add_checkpoint_arguments, load_model_and_test_data
+from lightning.pytorch import Trainer, seed_everything
+from torch import nn
 
-from advlit.attacks import FGSM, PDGD, PDPGD, PGD, CarliniWagnerL2, DeepFool
+from advlit.attacks import FGSM, PGD
+from advlit.data import MNISTDataModule
+from advlit.defenses import AdversarialTraining, RobustClassifier
+from advlit.evaluation import standard_suite
+from advlit.models import LeNet5, Normalize
 
-SUITE = {
-    "fgsm": FGSM(eps=0.1),
-    "pgd20": PGD(eps=0.1, steps=20),
-    "deepfool_l2": DeepFool(norm="l2"),
-    "cw_l2": CarliniWagnerL2(steps=100, binary_search_steps=5),
-    "pdgd_l2": PDGD(steps=100),
-    "pdpgd_linf": PDPGD(norm="linf", steps=100),
-}
+
+class BatchNormCNN(nn.Module):
+    """A small CNN with BatchNorm: the classic catastrophic-overfitting case under FGSM-AT."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            Normalize((0.1307,), (0.3081,)),
+            nn.Conv2d(1, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(16, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Flatten(), nn.Linear(32 * 7 * 7, 100), nn.ReLU(), nn.Linear(100, 10))
+
+    def forward(self, x):
+        return self.net(x)
+
+
+class Quantized(nn.Module):
+    """Input quantization to ``levels`` grey levels in front of a model (zero input gradients)."""
+
+    def __init__(self, model: nn.Module, levels: int = 4) -> None:
+        super().__init__()
+        self.model, self.levels = model, levels
+
+    def forward(self, x):
+        return self.model(torch.round(x * (self.levels - 1)) / (self.levels - 1))
+
+
+class _ScrambleGradient(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, mask):
+        ctx.save_for_backward(mask)
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (mask,) = ctx.saved_tensors
+        return grad * mask, None
+
+
+class ScrambledGradient(nn.Module):
+    """Same forward as ``model``; input gradients multiplied by a fixed random sign mask."""
+
+    def __init__(self, model: nn.Module, shape=(1, 28, 28), seed: int = 0) -> None:
+        super().__init__()
+        self.model = model
+        generator = torch.Generator().manual_seed(seed)
+        self.register_buffer("mask", torch.randint(0, 2, shape, generator=generator).float() * 2 - 1)
+
+    def forward(self, x):
+        return self.model(_ScrambleGradient.apply(x, self.mask))
+
+
+def train(module, data, epochs: int, seed: int = 0, warmup: tuple[float, ...] = ()) -> nn.Module:
+    """Lightning's trainer for ``epochs`` epochs; with ``warmup`` the attack's eps takes those
+    values in the first epochs (eps curriculum, so a small CNN learns at Linf 0.3)."""
+    seed_everything(seed, verbose=False)
+    final_eps = getattr(getattr(module, "attack", None), "eps", None)
+    for epoch in range(epochs):
+        if final_eps is not None:
+            module.attack = module.attack.replace(eps=warmup[epoch] if epoch < len(warmup) else final_eps)
+        trainer = Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                          enable_model_summary=False, accelerator="cpu", limit_val_batches=0)
+        trainer.fit(module, datamodule=data)
+    return module.model.eval()
+
+
+def zoo(root: str, cache: Path) -> dict[str, tuple[nn.Module, float]]:
+    """name -> (trained model, eps); each network is trained once and cached."""
+    cache.mkdir(parents=True, exist_ok=True)
+    recipes = {  # architecture, defense, epochs, eps warm-up
+        "erm": (LeNet5, lambda m: RobustClassifier(m), 1, ()),
+        "pgd_at": (BatchNormCNN, lambda m: AdversarialTraining(m, PGD(eps=0.3, steps=10)), 4, (0.1, 0.2)),
+        "fgsm_rs_bn": (BatchNormCNN, lambda m: AdversarialTraining(
+            m, FGSM(eps=0.3, random_start=True)), 2, ()),
+    }
+    nets = {}
+    for name, (arch, defense, epochs, warmup) in recipes.items():
+        path = cache / f"{name}.pt"
+        net = arch()
+        if path.exists():
+            net.load_state_dict(torch.load(path, weights_only=True))
+        else:
+            start = time.perf_counter()
+            train(defense(net), MNISTDataModule(root=root, batch_size=128), epochs, warmup=warmup)
+            torch.save(net.state_dict(), path)
+            print(f"trained {name} in {time.perf_counter() - start:.0f} s", flush=True)
+        nets[name] = net.eval()
+    return {
+        "erm": (nets["erm"], 0.1),
+        "pgd_at": (nets["pgd_at"], 0.3),
+        "fgsm_rs_bn": (nets["fgsm_rs_bn"], 0.3),
+        "quantized_erm": (Quantized(nets["erm"]).eval(), 0.1),
+        "scrambled_erm": (ScrambledGradient(nets["erm"]).eval(), 0.1),
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_checkpoint_arguments(parser, samples=256)
+    parser.add_argument("--root", default="../shared/data")
+    parser.add_argument("--zoo", default="logs/bench_zoo")
+    parser.add_argument("--samples", type=int, default=1000)
+    parser.add_argument("--models", nargs="*", default=None)
+    parser.add_argument("--no-reference", action="store_true", help="skip the AutoAttack reference")
+    parser.add_argument("--verbose", action="store_true",
+                        help="print advlit's table (costs, flags) per model")
     args = parser.parse_args()
 
-    model, x, y = load_model_and_test_data(args)
-    print(f"{args.config}: {len(y)} images, {torch.get_num_threads()} threads")
-    for name, attack in SUITE.items():
+    models = zoo(args.root, Path(args.zoo))
+    data = MNISTDataModule(root=args.root)
+    data.setup("test")
+    x, y = data.test_set.float_images()[: args.samples], data.test_set.labels[: args.samples]
+    print(f"{args.samples} MNIST test images, Linf, {torch.get_num_threads()} threads")
+    print(f"{'model':<18}{'eps':>5}{'clean':>7} | {'advlit':>7}{'time s':>8}{'grads':>7} |"
+          f" {'AA':>7}{'time s':>8} | {'diff pp':>7}{'time x':>7}")
+    for name, (model, eps) in models.items():
+        if args.models and name not in args.models:
+            continue
         start = time.perf_counter()
-        attack(model, x, y)
-        elapsed = time.perf_counter() - start
-        print(f"  {name:<12} {len(y) / elapsed:9.1f} images/s")
+        result = standard_suite(norm="linf", eps=eps).run(model, x, y)
+        ours_time = time.perf_counter() - start
+        grads = sum(result.backward.values()) / len(y)
+        line = (f"{name:<18}{eps:>5g}{result.clean_accuracy:>7.3f} | {result.robust_accuracy:>7.3f}"
+                f"{ours_time:>8.1f}{grads:>7.0f} |")
+        if not args.no_reference:
+            from pyautoattack import AutoAttack
 
-    base = [sys.executable, "-m", "advlit.cli", "test", "--config", args.config,
-            "--ckpt_path", args.ckpt, "--trainer.logger=false", "--trainer.accelerator=cpu"]
-    walls = {}
-    for devices in (1, 2):
-        extra = ["--trainer.devices=2", "--trainer.strategy=ddp"] if devices == 2 else ["--trainer.devices=1"]
-        start = time.perf_counter()
-        subprocess.run(base + extra, check=True, capture_output=True)
-        walls[devices] = time.perf_counter() - start
-        print(f"advlit test with {devices} process(es): {walls[devices]:.1f} s wall")
-    print(f"speed-up 1 -> 2 processes: {walls[1] / walls[2]:.2f}x")
+            reference = AutoAttack(model, norm="Linf", eps=eps, version="standard", device="cpu", seed=0)
+            start = time.perf_counter()
+            x_adv, _ = reference.run_standard_evaluation(x, y, batch_size=500)
+            aa_time = time.perf_counter() - start
+            with torch.no_grad():
+                aa_robust = (model(x_adv).argmax(1) == y).float().mean().item()
+            line += (f" {aa_robust:>7.3f}{aa_time:>8.1f} | {100 * (result.robust_accuracy - aa_robust):>7.1f}"
+                     f"{ours_time / aa_time:>7.2f}")
+        print(line, flush=True)
+        if args.verbose:
+            print(result.table())
 
 
 if __name__ == "__main__":

@@ -14,24 +14,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 
 import torch
 from checkpoint_data import add_checkpoint_arguments, load_model_and_test_data
 
-from advlit.attacks import PDGD, PDPGD, CarliniWagnerL2, DeepFool
-from advlit.attacks.geometry import lp_norm
+from advlit.attacks import PDGD, PDPGD, CarliniWagnerL2, DeepFool, TorchattacksMinNorm
+from advlit.evaluation import AttackSuite
 
 
-def evaluate(fn, model, x, y, norm: str, chunk: int = 250) -> tuple[float, float, float]:
-    """(success rate, mean norm of successful ones, seconds) over correctly classified x."""
-    start = time.perf_counter()
-    x_adv = torch.cat([fn(a, b) for a, b in zip(x.split(chunk), y.split(chunk))])
-    elapsed = time.perf_counter() - start
-    with torch.no_grad():
-        fooled = torch.cat([model(a).argmax(1) != b for a, b in zip(x_adv.split(chunk), y.split(chunk))])
-    norms = lp_norm(x_adv - x, norm)
-    return fooled.float().mean().item(), norms[fooled].mean().item(), elapsed
+def evaluate(attack, model, x, y) -> tuple[float, float, float]:
+    """(success rate, mean norm of successful ones, seconds) over correctly classified x, from
+    the evaluation engine."""
+    result = AttackSuite({"attack": attack}, checks=False).run(model, x, y)
+    stats = result.norm_statistics("attack")
+    return stats["success_rate"], stats.get("mean_norm", float("nan")), result.seconds["attack"]
 
 
 def main() -> None:
@@ -47,8 +43,6 @@ def main() -> None:
                         help='PDGD settings as JSON over the others, e.g. {"steps": 1000}')
     parser.add_argument("--pdpgd", type=json.loads, default={}, help="PDPGD-Linf settings as JSON, likewise")
     args = parser.parse_args()
-    import torchattacks
-
     model, x, y = load_model_and_test_data(args)
     with torch.no_grad():
         keep = model(x).argmax(1) == y
@@ -60,17 +54,17 @@ def main() -> None:
         pdpgd = PDPGD(norm="linf", steps=5 * s, restarts=2)
     pdgd, pdpgd = pdgd.replace(**args.pdgd), pdpgd.replace(**args.pdpgd)
     budget = lambda a: f"{a.restarts} x {a.steps}" if a.restarts > 1 else f"{a.steps}"  # noqa: E731
-    ours = lambda attack: (lambda a, b: attack(model, a, b))  # noqa: E731
+    peer = lambda name, our_norm, **options: TorchattacksMinNorm(name=name, norm=our_norm, options=options)  # noqa: E731
     pairs = [
-        ("l2", "DeepFool", ours(DeepFool(norm="l2", steps=50)),
-         "DeepFool", torchattacks.DeepFool(model, steps=50, overshoot=0.02)),
-        ("l2", f"C&W-L2 (1 x {s})", ours(CarliniWagnerL2(steps=s, binary_search_steps=1, initial_const=1.0,
-                                                         learning_rate=0.01, abort_early=False)),
-         f"CW (c=1, {s} steps)", torchattacks.CW(model, c=1, kappa=0, steps=s, lr=0.01)),
-        ("l2", f"PDGD-L2 ({budget(pdgd)})", ours(pdgd),
-         f"FAB-L2 ({s})", torchattacks.FAB(model, norm="L2", eps=1e6, steps=s, n_classes=10)),
-        ("linf", f"PDPGD-Linf ({budget(pdpgd)})", ours(pdpgd),
-         f"FAB-Linf ({s})", torchattacks.FAB(model, norm="Linf", eps=1e6, steps=s, n_classes=10)),
+        ("l2", "DeepFool", DeepFool(norm="l2", steps=50),
+         "DeepFool", peer("DeepFool", "l2", steps=50, overshoot=0.02)),
+        ("l2", f"C&W-L2 (1 x {s})", CarliniWagnerL2(steps=s, binary_search_steps=1, initial_const=1.0,
+                                                    learning_rate=0.01, abort_early=False),
+         f"CW (c=1, {s} steps)", peer("CW", "l2", c=1, kappa=0, steps=s, lr=0.01)),
+        ("l2", f"PDGD-L2 ({budget(pdgd)})", pdgd,
+         f"FAB-L2 ({s})", peer("FAB", "l2", norm="L2", eps=1e6, steps=s, n_classes=10)),
+        ("linf", f"PDPGD-Linf ({budget(pdpgd)})", pdpgd,
+         f"FAB-Linf ({s})", peer("FAB", "linf", norm="Linf", eps=1e6, steps=s, n_classes=10)),
     ]
     print(f"{args.config}: {len(y)} correctly classified of the first {args.samples} test images")
     print(f"{'norm':<6}{'advlit':<22}{'success':>8}{'mean norm':>11}{'s':>7}   "
@@ -79,9 +73,9 @@ def main() -> None:
         if our_name.split(" ")[0].split("-")[0] not in args.attacks:
             continue
         torch.manual_seed(0)
-        a = evaluate(our_fn, model, x, y, norm)
+        a = evaluate(our_fn, model, x, y)
         torch.manual_seed(0)
-        b = evaluate(their_fn, model, x, y, norm)
+        b = evaluate(their_fn, model, x, y)
         print(f"{norm:<6}{our_name:<22}{a[0]:>8.3f}{a[1]:>11.4f}{a[2]:>7.1f}   "
               f"{their_name:<22}{b[0]:>8.3f}{b[1]:>11.4f}{b[2]:>7.1f}   {a[1] / b[1]:.3f}")
 

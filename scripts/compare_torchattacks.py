@@ -1,9 +1,13 @@
-"""advlit PGD against torchattacks' PGD on the same trained model, data and budget:
-robust accuracy (mean over seeds) and time per attack step.
+"""advlit PGD against torchattacks' and Foolbox's PGD (random start) on the same trained
+model, data and budget, in Linf or L2: robust accuracy (mean over seeds) and time per step.
 
     pip install --no-deps torchattacks      # its torchvision requirement would replace torch
+    pip install --no-deps foolbox eagerpy GitPython gitdb smmap   # optional, also compared
     python scripts/compare_torchattacks.py --config configs/quickstart.yaml \
         --ckpt logs/quickstart/checkpoints/last.ckpt --eps 0.2 --steps 20 --alpha 0.02
+    python scripts/compare_torchattacks.py --config configs/mnist/lenet_erm.yaml \
+        --ckpt logs/mnist/lenet_erm/checkpoints/last.ckpt --samples 1000 --norm l2 --eps 1.5 \
+        --steps 20 --alpha 0.1875
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ def robust_accuracy(attack_fn, model, x, y, chunk: int) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_checkpoint_arguments(parser, samples=10000)
+    parser.add_argument("--norm", choices=["linf", "l2"], default="linf")
     parser.add_argument("--eps", type=float, default=0.2)
     parser.add_argument("--alpha", type=float, default=0.02)
     parser.add_argument("--steps", type=int, default=20)
@@ -42,22 +47,31 @@ def main() -> None:
 
     model, x, y = load_model_and_test_data(args)
 
-    ours = PGD(norm="linf", eps=args.eps, steps=args.steps, step_size=args.alpha)
-    theirs = torchattacks.PGD(model, eps=args.eps, alpha=args.alpha, steps=args.steps,
-                              random_start=True)
-    rows = {"advlit": [], "torchattacks": []}
+    ours = PGD(norm=args.norm, eps=args.eps, steps=args.steps, step_size=args.alpha)
+    peer = torchattacks.PGD if args.norm == "linf" else torchattacks.PGDL2
+    theirs = peer(model, eps=args.eps, alpha=args.alpha, steps=args.steps, random_start=True)
+    attacks = {"advlit": lambda a, b: ours(model, a, b), "torchattacks": theirs}
+    try:
+        import foolbox
+
+        fmodel = foolbox.PyTorchModel(model, bounds=(0, 1))
+        fb = (foolbox.attacks.LinfPGD if args.norm == "linf" else foolbox.attacks.L2PGD)(
+            abs_stepsize=args.alpha, steps=args.steps, random_start=True)
+        attacks["foolbox"] = lambda a, b: fb(fmodel, a, b, epsilons=args.eps)[1]
+    except ImportError:
+        print("foolbox not installed: compared with torchattacks only")
+    rows = {name: [] for name in attacks}
     for seed in range(args.seeds):
-        torch.manual_seed(seed)
-        rows["advlit"].append(robust_accuracy(lambda a, b: ours(model, a, b), model, x, y, args.chunk))
-        torch.manual_seed(seed)
-        rows["torchattacks"].append(robust_accuracy(theirs, model, x, y, args.chunk))
+        for name, attack in attacks.items():
+            torch.manual_seed(seed)  # without an index, advlit draws its per-sample keys from it
+            rows[name].append(robust_accuracy(attack, model, x, y, args.chunk))
 
     with torch.no_grad():
         clean = sum((model(a).argmax(1) == b).sum().item()
                     for a, b in zip(x.split(args.chunk), y.split(args.chunk))) / len(y)
     n_steps = args.steps * -(-len(y) // args.chunk)
     print(f"{args.config}: {len(y)} test images, clean accuracy {clean:.4f}, "
-          f"Linf eps={args.eps} steps={args.steps} alpha={args.alpha}, {args.seeds} seeds")
+          f"{args.norm} eps={args.eps} steps={args.steps} alpha={args.alpha}, {args.seeds} seeds")
     print(f"{'library':<14}{'robust acc (mean)':>18}{'min':>8}{'max':>8}{'ms/step':>10}")
     for name, results in rows.items():
         accs = [a for a, _ in results]

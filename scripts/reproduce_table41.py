@@ -17,8 +17,7 @@ import torch
 from checkpoint_data import load_model_and_test_data
 
 from advlit.attacks import CarliniWagnerL2, DeepFool, HighConfidenceAttack
-from advlit.attacks.geometry import lp_norm
-from advlit.evaluation.metrics import RadiusStatistics, min_norm_radius
+from advlit.evaluation import AttackSuite
 
 PAPER = {  # rho_adv under DeepFool, C&W, high-confidence attack; test error %
     "no defense": ("lenet_erm", (0.157, 0.148, 0.207)),
@@ -31,14 +30,9 @@ ATTACKS = {"DeepFool": DeepFool(norm="l2", steps=50, step_clip=0.5),
            "high-confidence": HighConfidenceAttack(steps=50, step_clip=0.1)}
 
 
-def rho_adv(model, attack, x, y, chunk: int = 500) -> float:
-    metric = RadiusStatistics([])
-    for a, b in zip(x.split(chunk), y.split(chunk)):
-        with torch.no_grad():
-            correct = model(a).argmax(1) == b
-        radius = min_norm_radius(model, attack, a, b, b, correct)
-        metric.update(radius, radius / lp_norm(a, "l2"))
-    return metric.compute().get("rho_adv", float("nan"))
+def rho_adv(model, attack, x, y) -> float:
+    result = AttackSuite({"attack": attack}, checks=False).run(model, x, y)
+    return result.norm_statistics("attack").get("rho_adv", float("nan"))
 
 
 def main() -> None:
@@ -57,7 +51,6 @@ def main() -> None:
         with torch.no_grad():
             error = 100 * (model(x).argmax(1) != y).float().mean().item()
         x, y = x[: args.samples], y[: args.samples]
-        torch.manual_seed(0)
         ours = [rho_adv(model, attack, x, y) for attack in ATTACKS.values()]
         cells = "".join(f"{o:>13.3f} (paper {p:.3f})" for o, p in zip(ours, paper))
         print(f"{label:<18}{error:>11.2f}{cells}", flush=True)

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from advlit.attacks import FGSM, PGD
+from advlit.attacks import APGD, APGDT, FGSM, PGD, Square
 from advlit.attacks.geometry import lp_norm
 from tests.conftest import accuracy
 
@@ -16,6 +16,12 @@ CASES = [
     PGD(norm="linf", eps=0.1, steps=3, restarts=2, loss="margin"),
     PGD(norm="l2", eps=1.0, steps=3, targeted=True),
     PGD(norm="linf", eps=0.1, steps=3, model_mode="train"),
+    APGD(norm="linf", eps=0.1, steps=10),
+    APGD(norm="l2", eps=1.0, steps=10, loss="dlr"),
+    APGD(norm="linf", eps=0.1, steps=5, targeted=True),
+    APGDT(norm="linf", eps=0.1, steps=5, target_classes=2),
+    Square(norm="linf", eps=0.1, queries=30),
+    Square(norm="l2", eps=1.0, queries=30),
 ]
 
 

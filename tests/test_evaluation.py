@@ -8,9 +8,9 @@ from torch import nn
 
 from advlit.attacks import PDPGD, PGD
 from advlit.evaluation import RobustnessEvaluation
+from advlit.evaluation.checks import curve_checks, gradient_check, randomness_check
 from advlit.evaluation.eot import ExpectationOverTransformation
 from advlit.evaluation.metrics import RadiusStatistics
-from advlit.evaluation.sanity import curve_checks, gradient_check, randomness_check
 from tests.conftest import accuracy
 
 

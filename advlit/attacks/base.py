@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from advlit.attacks.geometry import NORMS
+from advlit.attacks.randomness import SampleRNG
 
 ModelMode = Literal["eval", "train"]
 
@@ -55,8 +56,16 @@ def model_state_guard(model: nn.Module, mode: ModelMode = "eval", freeze: bool =
 class Attack:
     """Base class: validates shared options and wraps :meth:`perturb` in the guard.
 
-    Subclasses implement ``perturb(model, x, y)`` and may assume gradients are enabled,
-    inference mode is off and ``x`` is an ordinary (autograd-capable) tensor.
+    Subclasses implement ``perturb(model, x, y, rng)`` and may assume gradients are enabled,
+    inference mode is off and ``x`` is an ordinary (autograd-capable) tensor. ``rng`` is a
+    :class:`~advlit.attacks.randomness.SampleRNG`, the only source of an attack's randomness.
+
+    Calling ``attack(model, x, y, index=idx, seed=s)`` with the samples' dataset indices keys
+    that randomness per sample, so the result for a sample never depends on its batch or on
+    the number of processes, and the attack draws nothing from the global RNG (a randomized
+    model still draws its own noise from it; the evaluation engine restores it afterwards).
+    Without ``index`` (inside training) the keys are one draw from the global RNG, on first
+    use, so every training step gets fresh randomness.
     """
 
     def __init__(self, *, targeted: bool = False, model_mode: ModelMode = "eval",
@@ -67,19 +76,24 @@ class Attack:
         self.model_mode = model_mode
         self.differentiable = differentiable
 
-    def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, rng: SampleRNG) -> torch.Tensor:
         raise NotImplementedError
 
-    def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                 index: torch.Tensor | None = None, seed: int = 0) -> torch.Tensor:
         if x.shape[0] != y.shape[0]:
             raise ValueError(f"x has {x.shape[0]} samples but y has {y.shape[0]}")
+        if index is not None and index.shape[0] != x.shape[0]:
+            raise ValueError(f"index has {index.shape[0]} entries for {x.shape[0]} samples")
+        rng = (SampleRNG(n=x.shape[0], device=x.device) if index is None
+               else SampleRNG.from_index(index.to(x.device), seed))
         # Lightning evaluates under inference mode; attacks need autograd, so switch it
         # off here (and clone, since inference tensors cannot be saved for backward).
         with torch.inference_mode(False), torch.enable_grad():
             if not self.differentiable:
                 x, y = x.detach().clone(), y.clone()
             with model_state_guard(model, self.model_mode, freeze=not self.differentiable):
-                x_adv = self.perturb(model, x, y)
+                x_adv = self.perturb(model, x, y, rng)
         return x_adv if self.differentiable else x_adv.detach()
 
     def replace(self, **changes) -> Attack:

@@ -10,6 +10,7 @@ from torch import nn
 
 from advlit.attacks.base import MinNormAttack, ModelMode, check_positive_int
 from advlit.attacks.geometry import TINY, _per_sample_view, clamp_to_box
+from advlit.attacks.randomness import SampleRNG
 
 
 class HighConfidenceAttack(MinNormAttack):
@@ -79,7 +80,7 @@ class HighConfidenceAttack(MinNormAttack):
                 x_adv = x_adv.detach()
         return x_adv
 
-    def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, rng: SampleRNG) -> torch.Tensor:
         if self.targeted:
             target = y
         else:

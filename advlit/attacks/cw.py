@@ -9,15 +9,18 @@ from torch import nn
 from advlit.attacks.base import MinNormAttack, ModelMode, check_positive_int
 from advlit.attacks.geometry import _per_sample_view
 from advlit.attacks.losses import margin
+from advlit.attacks.randomness import SampleRNG
 
 
 class CarliniWagnerL2(MinNormAttack):
     """minimize ||x' - x||_2^2 + c * max(m(x'), -kappa) over w, x' = (tanh(w) + 1) / 2, where
     m = z_y - max_{j != y} z_j (untargeted) or max_{j != t} z_j - z_t (targeted).
     ``binary_search_steps`` rounds of ``steps`` Adam iterations; per sample, c is halved
-    towards the last success or multiplied by 10 until the first. A round stops early when
-    the loss has not decreased by 0.01% over ``steps // 10`` iterations (one host sync per
-    check). Cost: binary_search_steps * steps forward+backward passes at most.
+    towards the last success or multiplied by 10 until the first. In a round, a sample stops
+    (its best is no longer updated) when its own loss has not decreased by 0.01% over
+    ``steps // 10`` iterations, and the round ends when every sample has stopped (one host
+    sync per check): no stopping rule couples the samples of a batch. Cost:
+    binary_search_steps * steps forward+backward passes at most.
 
     The paper's settings are steps=10000, learning_rate=0.01, initial_const=1e-3; with pixels
     at exactly 0 or 1 (tanh saturated) short runs need the larger default learning rate.
@@ -48,7 +51,7 @@ class CarliniWagnerL2(MinNormAttack):
         m = margin(logits, y)
         return -m if self.targeted else m
 
-    def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, rng: SampleRNG) -> torch.Tensor:
         n = x.shape[0]
         const = torch.full((n,), self.initial_const, device=x.device, dtype=x.dtype)
         lower = torch.zeros_like(const)
@@ -61,7 +64,8 @@ class CarliniWagnerL2(MinNormAttack):
             w = w0.clone().requires_grad_(True)
             optimizer = torch.optim.Adam([w], lr=self.learning_rate)
             succeeded = torch.zeros(n, dtype=torch.bool, device=x.device)
-            previous = float("inf")
+            active = torch.ones(n, dtype=torch.bool, device=x.device)
+            previous = torch.full_like(const, float("inf"))
             for step in range(self.steps):
                 x_new = (torch.tanh(w) + 1) / 2
                 l2sq = (x_new - x).flatten(1).square().sum(dim=1)
@@ -71,17 +75,19 @@ class CarliniWagnerL2(MinNormAttack):
                 loss.sum().backward()
                 optimizer.step()
                 with torch.no_grad():
-                    success = m < -self.confidence if self.confidence > 0 else m < 0
+                    success = (m < -self.confidence if self.confidence > 0 else m < 0) & active
                     l2 = l2sq.sqrt()
                     improved = success & (l2 < best_l2)
                     best_l2 = torch.where(improved, l2, best_l2)
                     best = torch.where(_per_sample_view(improved, x), x_new.detach(), best)
                     succeeded |= success
                 if self.abort_early and (step + 1) % check == 0:
-                    total = float(loss.detach().sum())
-                    if total > previous * 0.9999:
+                    # per sample: a sample whose own loss stalled stops counting (Adam is
+                    # element-wise, so no sample's result depends on the others in its batch)
+                    active &= ~(loss.detach() > previous * 0.9999)
+                    previous = loss.detach()
+                    if not active.any():  # one host sync per check
                         break
-                    previous = total
             upper = torch.where(succeeded, torch.minimum(upper, const), upper)
             lower = torch.where(succeeded, lower, torch.maximum(lower, const))
             const = torch.where(upper.isinf(), const * 10, (lower + upper) / 2)

@@ -7,6 +7,7 @@ from torch import nn
 
 from advlit.attacks.base import MinNormAttack, ModelMode, check_positive_int
 from advlit.attacks.geometry import TINY, _per_sample_view, clamp_to_box, project
+from advlit.attacks.randomness import SampleRNG
 
 
 class DeepFool(MinNormAttack):
@@ -40,7 +41,7 @@ class DeepFool(MinNormAttack):
         if self.step_clip is not None and not self.step_clip > 0:
             raise ValueError(f"step_clip must be > 0 or None, got {self.step_clip!r}")
 
-    def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, rng: SampleRNG) -> torch.Tensor:
         best = x.clone()
         # working set: the samples not yet adversarial, compacted every ``check_every`` steps
         idx = torch.arange(x.shape[0], device=x.device)

@@ -106,21 +106,22 @@ def steepest_ascent(grad: torch.Tensor, norm: str, l1_sparsity: float = 0.01) ->
     raise ValueError(f"unknown norm {norm!r}; use one of {NORMS}")
 
 
-def random_in_ball(like: torch.Tensor, norm: str, eps: float) -> torch.Tensor:
-    """A point drawn uniformly from the ``norm`` ball of radius ``eps`` (per sample)."""
+def random_in_ball(rng, stream: int, like: torch.Tensor, norm: str, eps: float) -> torch.Tensor:
+    """A random start in the ``norm`` ball of radius ``eps``, per sample, from ``rng`` (a
+    :class:`~advlit.attacks.randomness.SampleRNG`). Linf: uniform in the ball. L2 and L1: a
+    uniform direction (Gaussian for L2; exponential spacings of the simplex with random signs
+    for L1) at a radius uniform in [0, eps]. Uniform *in volume* would put every start on the
+    sphere in high dimension (radius ~ eps * u^(1/d)), far from x: a weaker attack."""
+    shape = tuple(like.shape[1:])
     if norm == "linf":
-        return torch.empty_like(like).uniform_(-eps, eps)
+        return (rng.uniform(stream, shape, like.dtype) * 2 - 1) * eps
+    radius = _per_sample_view(rng.uniform(stream + 1, (), like.dtype) * eps, like)
     if norm == "l2":
-        direction = normalize_l2(torch.randn_like(like))
-        d = like[0].numel()
-        radius = torch.rand(like.shape[0], device=like.device, dtype=like.dtype) ** (1.0 / d)
-        return direction * _per_sample_view(radius * eps, like)
+        return normalize_l2(rng.normal(stream, shape, like.dtype)) * radius
     if norm == "l1":
-        # uniform in the L1 ball: exponential spacings of a (d+1)-simplex, random signs
-        d = like[0].numel()
-        e = torch.empty(like.shape[0], d + 1, device=like.device, dtype=like.dtype).exponential_()
-        point = (e[:, :d] / e.sum(dim=1, keepdim=True)).view_as(like)
-        return point * torch.randint_like(like, 2).mul_(2).sub_(1) * eps
+        e = -rng.uniform(stream, (like[0].numel() + 1,), like.dtype).log()
+        point = (e[:, :-1] / e.sum(dim=1, keepdim=True)).view_as(like)
+        return point * rng.sign(stream + 2, shape, like.dtype) * radius
     raise ValueError(f"unknown norm {norm!r}; use one of {NORMS}")
 
 

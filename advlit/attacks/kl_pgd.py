@@ -9,6 +9,7 @@ from torch import nn
 from advlit.attacks.base import ModelMode
 from advlit.attacks.geometry import clamp_to_box
 from advlit.attacks.pgd import PGD
+from advlit.attacks.randomness import SampleRNG
 
 
 class KLPGD(PGD):
@@ -22,14 +23,14 @@ class KLPGD(PGD):
                          model_mode=model_mode)
         self.init_std = init_std
 
-    def _start(self, x: torch.Tensor) -> torch.Tensor:
-        return clamp_to_box(x + self.init_std * torch.randn_like(x))
+    def _start(self, x: torch.Tensor, rng: SampleRNG, restart: int) -> torch.Tensor:
+        return clamp_to_box(x + self.init_std * rng.normal(restart, tuple(x.shape[1:]), x.dtype))
 
-    def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, rng: SampleRNG) -> torch.Tensor:
         with torch.no_grad():
             self._clean_log_probs = F.log_softmax(model(x), dim=1)
         try:
-            return super().perturb(model, x, y)
+            return super().perturb(model, x, y, rng)
         finally:
             del self._clean_log_probs
 

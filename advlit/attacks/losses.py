@@ -15,6 +15,28 @@ def margin(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return z_y - others.amax(dim=1)
 
 
+def dlr(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Difference of logits ratio (Croce & Hein 2020, eq. 5), to maximize:
+    -(z_y - max_{i != y} z_i) / (z_pi1 - z_pi3), with z_pi the logits sorted in decreasing
+    order; invariant to shifting and rescaling the logits. With fewer than 3 classes it is
+    the plain negative margin (the ratio would be constant)."""
+    if logits.shape[1] < 3:
+        return -margin(logits, y)
+    top = logits.sort(dim=1, descending=True).values
+    return -margin(logits, y) / (top[:, 0] - top[:, 2] + 1e-12)
+
+
+def targeted_dlr(logits: torch.Tensor, y: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Targeted DLR (Croce & Hein 2020, eq. 6), to maximize:
+    -(z_y - z_t) / (z_pi1 - (z_pi3 + z_pi4) / 2); with fewer than 4 classes, -(z_y - z_t)."""
+    z_y = logits.gather(1, y[:, None]).squeeze(1)
+    z_t = logits.gather(1, target[:, None]).squeeze(1)
+    if logits.shape[1] < 4:
+        return z_t - z_y
+    top = logits.sort(dim=1, descending=True).values
+    return (z_t - z_y) / (top[:, 0] - (top[:, 2] + top[:, 3]) / 2 + 1e-12)
+
+
 def attack_objective(logits: torch.Tensor, y: torch.Tensor, loss: str, targeted: bool) -> torch.Tensor:
     """Per-sample objective to maximize.
 

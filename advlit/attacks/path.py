@@ -13,6 +13,7 @@ from torch import nn
 
 from advlit.attacks.base import Attack, ModelMode, check_positive_int, model_state_guard
 from advlit.attacks.geometry import NORMS, clamp_to_box, steepest_ascent
+from advlit.attacks.randomness import SampleRNG
 
 
 @dataclass
@@ -73,7 +74,7 @@ class PathAttack(Attack):
         first = torch.where(never, current.detach(), first)
         return first, AdversarialPath(flip, torch.stack(points) if record else None)
 
-    def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, rng: SampleRNG) -> torch.Tensor:
         return self.walk(model, x, y)[0]
 
     def path(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor,

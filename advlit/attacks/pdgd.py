@@ -29,6 +29,7 @@ from advlit.attacks.base import MinNormAttack, ModelMode, check_positive_int
 from advlit.attacks.geometry import _per_sample_view, clamp_to_box, lp_norm, normalize_l2
 from advlit.attacks.losses import margin
 from advlit.attacks.proximal import PROXIMAL
+from advlit.attacks.randomness import SampleRNG
 
 ADAM_BETAS = (0.9, 0.999)
 SURROGATES = {"hinge": lambda m: m.clamp_min(0), "softplus": F.softplus}
@@ -94,11 +95,12 @@ class PDGD(MinNormAttack):
 
     # -- loop -----------------------------------------------------------------------
     def _run(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, best: torch.Tensor,
-             best_norm: torch.Tensor, random_start: bool) -> None:
+             best_norm: torch.Tensor, rng: SampleRNG, restart: int) -> None:
         n = x.shape[0]
         r = torch.zeros_like(x)
-        if random_start and self.random_init > 0:
-            r = clamp_to_box(x + torch.empty_like(x).uniform_(-self.random_init, self.random_init)) - x
+        if restart > 0 and self.random_init > 0:
+            u = rng.uniform(restart, tuple(x.shape[1:]), x.dtype)
+            r = clamp_to_box(x + (2 * u - 1) * self.random_init) - x
         state: dict = {}
         log_dual = torch.full((n,), math.log(self.dual_init), device=x.device, dtype=x.dtype)
         weights = torch.stack([torch.zeros_like(log_dual), log_dual], dim=1).softmax(dim=1)
@@ -128,14 +130,14 @@ class PDGD(MinNormAttack):
                 current = torch.stack([torch.zeros_like(log_dual), log_dual], dim=1).softmax(dim=1)
                 weights = self.dual_ema * weights + (1 - self.dual_ema) * current
 
-    def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, rng: SampleRNG) -> torch.Tensor:
         best = x.clone()
         best_norm = torch.full((x.shape[0],), float("inf"), device=x.device, dtype=x.dtype)
         with torch.no_grad():  # already misclassified points need no perturbation
             already = self.is_adversarial(model(x), y)
             best_norm.masked_fill_(already, 0.0)
         for restart in range(self.restarts):
-            self._run(model, x, y, best, best_norm, random_start=restart > 0)
+            self._run(model, x, y, best, best_norm, rng, restart)
         return self.boundary_search(model, x, y, best, best_norm.isfinite() & (best_norm > 0))
 
     def boundary_search(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor,

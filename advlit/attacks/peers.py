@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from advlit.attacks.base import FixedBudgetAttack, MinNormAttack
+from advlit.attacks.randomness import SampleRNG
 
 
 def _torchattacks(name: str, model: nn.Module, **options):
@@ -32,7 +33,7 @@ class TorchattacksBudget(FixedBudgetAttack):
         self.name, self.options = name, dict(options or {})
         self.validate()
 
-    def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, rng: SampleRNG) -> torch.Tensor:
         return _torchattacks(self.name, model, eps=self.eps, **self.options)(x, y)
 
 
@@ -47,7 +48,7 @@ class TorchattacksMinNorm(MinNormAttack):
         self.name, self.options = name, dict(options or {})
         self.validate()
 
-    def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, rng: SampleRNG) -> torch.Tensor:
         x_adv = _torchattacks(self.name, model, **self.options)(x, y)
         with torch.no_grad():
             fooled = self.is_adversarial(model(x_adv), y)

@@ -10,6 +10,7 @@ from torch import nn
 from advlit.attacks.base import FixedBudgetAttack, ModelMode
 from advlit.attacks.geometry import clamp_to_box, project, random_in_ball, steepest_ascent
 from advlit.attacks.losses import LOSSES, attack_objective
+from advlit.attacks.randomness import SampleRNG
 
 
 class PGD(FixedBudgetAttack):
@@ -56,14 +57,15 @@ class PGD(FixedBudgetAttack):
     def _objective(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return attack_objective(model(x), y, self.loss, self.targeted)
 
-    def _start(self, x: torch.Tensor) -> torch.Tensor:
-        """Starting point: uniform in the ball (``random_start``) or x itself."""
+    def _start(self, x: torch.Tensor, rng: SampleRNG, restart: int) -> torch.Tensor:
+        """Starting point: random in the ball (``random_start``, see ``random_in_ball``) or x."""
         if self.random_start:
-            return clamp_to_box(x + random_in_ball(x, self.norm, self.eps))
+            return clamp_to_box(x + random_in_ball(rng, 4 * restart, x, self.norm, self.eps))
         return x
 
-    def _single_run(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        x_adv = self._start(x)
+    def _single_run(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, rng: SampleRNG,
+                    restart: int = 0) -> torch.Tensor:
+        x_adv = self._start(x, rng, restart)
         for _ in range(self.steps):
             if not self.differentiable:
                 x_adv = x_adv.detach().requires_grad_(True)
@@ -77,14 +79,14 @@ class PGD(FixedBudgetAttack):
             x_adv = clamp_to_box(x + project(x_adv - x, self.norm, self.eps))
         return x_adv
 
-    def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        best = self._single_run(model, x, y)
+    def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, rng: SampleRNG) -> torch.Tensor:
+        best = self._single_run(model, x, y, rng)
         if self.restarts == 1:
             return best
         with torch.no_grad():
             best_score = self._score(model, best, y)
-        for _ in range(self.restarts - 1):
-            candidate = self._single_run(model, x, y)
+        for restart in range(1, self.restarts):
+            candidate = self._single_run(model, x, y, rng, restart)
             with torch.no_grad():
                 score = self._score(model, candidate, y)
             better = score > best_score

@@ -1,8 +1,9 @@
-"""Robustness metrics as torchmetrics objects, so that DDP reduction is exact.
+"""Min-norm radii as a torchmetrics object, so that DDP reduction is exact.
 
-A min-norm attack gives every test point a *radius*: 0 if it is misclassified clean, the
-norm of the smallest adversarial perturbation found, or +inf if none was found. One run
-then yields the whole robust-accuracy curve: a point is robust at eps iff radius > eps.
+A min-norm attack gives every test point a *radius* (:class:`~advlit.evaluation.suite.AttackSuite`):
+0 if it is misclassified clean, the norm of the smallest adversarial perturbation found, or
++inf if none was found. One run then yields the whole robust-accuracy curve: a point is robust
+at eps iff radius > eps.
 """
 
 from __future__ import annotations
@@ -10,28 +11,10 @@ from __future__ import annotations
 import torch
 from torchmetrics import CatMetric, Metric
 
-from advlit.attacks.geometry import lp_norm
-
 
 def _ordered_mean(values: torch.Tensor) -> float:
     """Mean summed in sorted order (float64): independent of how processes split the data."""
     return values.double().sort().values.sum().item() / values.numel()
-
-
-def min_norm_radius(model, attack, x: torch.Tensor, y: torch.Tensor, goal: torch.Tensor,
-                    correct: torch.Tensor) -> torch.Tensor:
-    """Per-sample radius of a min-norm ``attack`` (called with labels ``goal``, y or a target):
-    0 where misclassified, the found norm where broken, +inf where not broken. Only the
-    correctly classified points are attacked."""
-    radius = torch.where(correct, float("inf"), 0.0).to(x.dtype)
-    idx = correct.nonzero().squeeze(1)
-    if idx.numel():
-        x_adv = attack(model, x[idx], goal[idx])
-        with torch.no_grad():
-            fooled = model(x_adv).argmax(dim=1) != y[idx]
-        norms = lp_norm(x_adv - x[idx], attack.norm)
-        radius[idx] = torch.where(fooled, norms, radius[idx])
-    return radius
 
 
 class RadiusStatistics(Metric):

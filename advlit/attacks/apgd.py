@@ -1,0 +1,210 @@
+"""Auto-PGD (Croce & Hein 2020, "Reliable evaluation of adversarial robustness with an
+ensemble of diverse parameter-free attacks"): PGD with momentum and a step size that halves
+when progress stalls, in Linf and L2, with the CE, DLR and targeted DLR losses (APGD-T)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from advlit.attacks.base import FixedBudgetAttack, ModelMode, check_positive_int
+from advlit.attacks.geometry import _per_sample_view, clamp_to_box, project, random_in_ball, steepest_ascent
+from advlit.attacks.losses import dlr, margin, targeted_dlr
+from advlit.attacks.randomness import SampleRNG
+
+
+def checkpoints(steps: int) -> list[int]:
+    """Iterations at which APGD may halve its step size (Croce & Hein 2020, Sec. 3.2):
+    w_j = ceil(p_j * steps), p_0 = 0, p_1 = 0.22, p_{j+1} = p_j + max(p_j - p_{j-1} - 0.03, 0.06)."""
+    p = [0.0, 0.22]
+    while p[-1] < 1:
+        p.append(p[-1] + max(p[-1] - p[-2] - 0.03, 0.06))
+    return sorted({math.ceil(q * steps) for q in p[1:] if q < 1} - {0})
+
+
+def misclassified(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """argmax != y, and any point with a non-finite logit (never a correct prediction)."""
+    return (logits.argmax(dim=1) != y) | ~logits.isfinite().all(dim=1)
+
+
+class APGD(FixedBudgetAttack):
+    """APGD (Algorithm 1 of the paper): from a random start, ``steps`` iterations of
+    z = P(x_k + eta * s(grad)), x_{k+1} = P(x_k + alpha (z - x_k) + (1 - alpha)(x_k - x_{k-1}))
+    with momentum alpha = ``momentum`` (0.75; 1 on the first step), s the steepest-ascent
+    direction of the norm, P the projection onto the eps ball and the [0, 1] box, and eta
+    starting at 2 eps. At each checkpoint (:func:`checkpoints`) eta halves and the iterate
+    returns to the best point so far if fewer than ``rho`` of the steps since the last
+    checkpoint increased the loss, or if neither eta nor the best loss changed since then.
+
+    Losses: ``ce``, ``dlr`` (untargeted); with ``targeted=True`` (``y`` is the target):
+    ``ce`` (minus the target's cross-entropy) or ``margin``. A sample leaves the working
+    batch as soon as it is adversarial (per-sample early stopping), so the cost follows the
+    number of points still standing: at most ``steps`` forward+backward passes per sample
+    and restart. Returns the first adversarial iterate found, else the highest-loss point.
+    """
+
+    def __init__(self, *, norm: str = "linf", eps: float, steps: int = 100, restarts: int = 1,
+                 loss: str = "ce", rho: float = 0.75, momentum: float = 0.75,
+                 targeted: bool = False, model_mode: ModelMode = "eval") -> None:
+        super().__init__(norm=norm, eps=eps, targeted=targeted, model_mode=model_mode)
+        self.steps, self.restarts, self.loss = steps, restarts, loss
+        self.rho, self.momentum = rho, momentum
+        self.validate()
+
+    def validate(self) -> None:
+        super().validate()
+        if self.norm not in ("linf", "l2"):
+            raise ValueError(f"{type(self).__name__} supports norm 'linf' or 'l2', got {self.norm!r}")
+        check_positive_int("steps", self.steps)
+        check_positive_int("restarts", self.restarts)
+        losses = ("ce", "margin") if self.targeted else ("ce", "dlr")
+        if self.loss not in losses:
+            raise ValueError(f"{type(self).__name__} loss must be one of {losses} "
+                             f"(targeted={self.targeted}), got {self.loss!r}")
+        if not 0 < self.rho < 1 or not 0 < self.momentum <= 1:
+            raise ValueError(f"rho must be in (0, 1) and momentum in (0, 1], got {self.rho!r}, "
+                             f"{self.momentum!r}")
+
+    # -- objective and success ----------------------------------------------------------
+    def objective(self, logits: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
+        """Per-sample loss to maximize."""
+        if self.targeted:
+            return -F.cross_entropy(logits, y, reduction="none") if self.loss == "ce" else margin(logits, y)
+        return F.cross_entropy(logits, y, reduction="none") if self.loss == "ce" else dlr(logits, y)
+
+    def adversarial(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return (logits.argmax(dim=1) == y) if self.targeted else misclassified(logits, y)
+
+    # -- the attack ---------------------------------------------------------------------
+    def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, rng: SampleRNG) -> torch.Tensor:
+        return self.run(model, x, y, rng, target=None)[0]
+
+    def run(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, rng: SampleRNG,
+            target: torch.Tensor | None, stream: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        """All restarts; ``target`` is APGD-T's target class per sample (or None).
+        Returns (points, adversarial?) per sample."""
+        result = x.clone()
+        best_loss = torch.full((x.shape[0],), -math.inf, device=x.device, dtype=x.dtype)
+        found = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
+        for restart in range(self.restarts):
+            todo = (~found).nonzero().squeeze(1)
+            if not todo.numel():
+                break
+            sub_target = None if target is None else target[todo]
+            x_adv, loss, success = self._single_run(model, x[todo], y[todo], rng[todo], sub_target,
+                                                    stream + 16 * restart)
+            better = success | (loss > best_loss[todo])
+            result[todo] = torch.where(_per_sample_view(better, x_adv), x_adv, result[todo])
+            best_loss[todo] = torch.where(better, loss, best_loss[todo])
+            found[todo] = success
+        return result, found
+
+    def _step(self, x0, x_k, x_prev, grad, eta, alpha) -> torch.Tensor:
+        step = _per_sample_view(eta, x_k) * steepest_ascent(grad, self.norm)
+        z = clamp_to_box(x0 + project(x_k + step - x0, self.norm, self.eps))
+        moved = x_k + alpha * (z - x_k) + (1 - alpha) * (x_k - x_prev)
+        return clamp_to_box(x0 + project(moved - x0, self.norm, self.eps))
+
+    def _single_run(self, model, x, y, rng, target, stream):
+        """One run from a random start. Returns (point, its loss, adversarial?) per sample:
+        the first adversarial iterate where one was found, else the best-loss iterate."""
+        n = x.shape[0]
+        out, out_loss = x.clone(), torch.full((n,), -math.inf, device=x.device, dtype=x.dtype)
+        success = torch.zeros(n, dtype=torch.bool, device=x.device)
+        alive = torch.arange(n, device=x.device)  # working set: samples not yet adversarial
+
+        def evaluate(points, alive):
+            points = points.detach().requires_grad_(True)
+            logits = model(points)
+            sub_target = None if target is None else target[alive]
+            loss = self.objective(logits, y[alive], sub_target)
+            (grad,) = torch.autograd.grad(loss.sum(), points)
+            return loss.detach(), grad, self.adversarial(logits.detach(), y[alive])
+
+        x0 = x
+        x_k = clamp_to_box(x0 + random_in_ball(rng, stream, x0, self.norm, self.eps))
+        loss, grad, adv = evaluate(x_k, alive)
+        x_prev = x_k
+        eta = torch.full((n,), 2 * self.eps, device=x.device, dtype=x.dtype)
+        best_loss, x_best, grad_best = loss.clone(), x_k.clone(), grad.clone()
+        increases = torch.zeros(n, device=x.device, dtype=x.dtype)
+        loss_at_check, eta_reduced = best_loss.clone(), torch.zeros(n, dtype=torch.bool, device=x.device)
+        marks, last_mark = set(checkpoints(self.steps)), 0
+        for k in range(self.steps):
+            # record finished samples and drop them from the working set (one host sync)
+            if adv.any():
+                done = alive[adv]
+                out[done], out_loss[done], success[done] = x_k[adv], loss[adv], True
+                keep = ~adv
+                alive, x0, x_k, x_prev, grad, loss, eta = (
+                    t[keep] for t in (alive, x0, x_k, x_prev, grad, loss, eta))
+                best_loss, x_best, grad_best, increases, loss_at_check, eta_reduced = (
+                    t[keep] for t in (best_loss, x_best, grad_best, increases, loss_at_check, eta_reduced))
+                if not alive.numel():
+                    break
+            if k == self.steps - 1:
+                break
+            alpha = 1.0 if k == 0 else self.momentum
+            x_new = self._step(x0, x_k, x_prev, grad, eta, alpha)
+            new_loss, new_grad, adv = evaluate(x_new, alive)
+            increases += (new_loss > loss).to(x.dtype)
+            x_prev, x_k, loss, grad = x_k, x_new, new_loss, new_grad
+            improved = loss > best_loss
+            best_loss = torch.where(improved, loss, best_loss)
+            x_best = torch.where(_per_sample_view(improved, x_k), x_k, x_best)
+            grad_best = torch.where(_per_sample_view(improved, grad), grad, grad_best)
+            if k + 1 in marks:
+                window = k + 1 - last_mark
+                stalled = ((increases < self.rho * window)
+                           | (~eta_reduced & (loss_at_check >= best_loss)))
+                eta = torch.where(stalled, eta / 2, eta)
+                x_k = torch.where(_per_sample_view(stalled, x_k), x_best, x_k)
+                grad = torch.where(_per_sample_view(stalled, grad), grad_best, grad)
+                increases.zero_()
+                loss_at_check, eta_reduced, last_mark = best_loss.clone(), stalled, k + 1
+        if alive.numel():
+            out[alive], out_loss[alive] = x_best, best_loss
+        return out, out_loss, success
+
+
+class APGDT(APGD):
+    """APGD-T (Croce & Hein 2020): untargeted evaluation by targeted attacks. For each of the
+    ``target_classes`` classes with the highest clean logits after the true one, APGD with the
+    targeted DLR loss -(z_y - z_t) / (z_pi1 - (z_pi3 + z_pi4) / 2) towards that class, on the
+    points no earlier target broke. A point is broken when it is misclassified at all.
+    Cost: at most ``target_classes * restarts * steps`` forward+backward passes per sample.
+    """
+
+    def __init__(self, *, norm: str = "linf", eps: float, steps: int = 100, restarts: int = 1,
+                 target_classes: int = 9, rho: float = 0.75, momentum: float = 0.75,
+                 model_mode: ModelMode = "eval") -> None:
+        self.target_classes = target_classes
+        super().__init__(norm=norm, eps=eps, steps=steps, restarts=restarts, loss="ce", rho=rho,
+                         momentum=momentum, model_mode=model_mode)
+
+    def validate(self) -> None:
+        super().validate()
+        check_positive_int("target_classes", self.target_classes)
+
+    def objective(self, logits, y, target):
+        return targeted_dlr(logits, y, target)
+
+    def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, rng: SampleRNG) -> torch.Tensor:
+        with torch.no_grad():
+            logits = model(x)
+        k = min(self.target_classes, logits.shape[1] - 1)
+        ranked = logits.scatter(1, y[:, None], -math.inf).argsort(dim=1, descending=True)
+        result = x.clone()
+        standing = ~misclassified(logits, y)
+        for j in range(k):
+            todo = standing.nonzero().squeeze(1)
+            if not todo.numel():
+                break
+            x_adv, broken = self.run(model, x[todo], y[todo], rng[todo], ranked[todo, j],
+                                     stream=1000 * (j + 1))
+            result[todo] = torch.where(_per_sample_view(broken, x_adv), x_adv, result[todo])
+            standing[todo] = ~broken
+        return result

@@ -1,0 +1,393 @@
+"""The evaluation engine in plain torch: run a suite of named attacks on any model that maps
+[0, 1] images to logits, and keep every result per sample.
+
+    result = AttackSuite({"apgd_ce": APGD(eps=0.3)}).run(model, x, y, index=idx)
+    result.robust_accuracy
+
+Per-sample results never depend on batching or the number of processes: attacks get each
+sample's dataset ``index`` (randomness keyed per sample) and leave the global RNG alone, so
+evaluating shards and concatenating (:meth:`SuiteResult.cat`) equals one run on everything.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from advlit.attacks import Attack, MinNormAttack
+from advlit.attacks.apgd import misclassified
+from advlit.attacks.geometry import lp_norm
+from advlit.evaluation import checks as _checks
+from advlit.evaluation.eot import ExpectationOverTransformation
+
+NORMS = ("linf", "l2", "l1", "l0", "group_l0")
+
+
+class CountingModel(nn.Module):
+    """Counts the images a model is run on (``forward``) and the input gradients taken
+    (``backward``: one per image whose input gradient reaches it), and records, per row of
+    full-size batches, whether any forward pass saw the row misclassified (``path``)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        self.reset(None, None)
+
+    def reset(self, y: torch.Tensor | None, goal: torch.Tensor | None, targeted: bool = False) -> None:
+        self.forward_count, self.backward_count = 0, 0
+        self.y, self.goal, self.targeted = y, goal, targeted
+        self.path = None if y is None else torch.zeros_like(y, dtype=torch.bool)
+
+    def _count_backward(self, grad: torch.Tensor) -> None:
+        self.backward_count += grad.shape[0]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.forward_count += x.shape[0]
+        if x.requires_grad:
+            x.register_hook(self._count_backward)
+        logits = self.model(x)
+        if self.path is not None and x.shape[0] == self.y.shape[0]:
+            with torch.no_grad():
+                adversarial = ((logits.argmax(dim=1) == self.goal) if self.targeted
+                               else misclassified(logits, self.y))
+            self.path |= adversarial
+        return logits
+
+
+@dataclass
+class SuiteResult:
+    """Per-sample results of one suite run (or of several, concatenated).
+
+    ``correct``: clean prediction right (and finite). ``broken[name][eps]``: this attack
+    broke the point at eps (False where it did not run on it). ``radius[name]``: min-norm
+    radius (0 misclassified, +inf unbroken). ``nonfinite``: a non-finite logit anywhere.
+    ``silent[name][eps]``: the attack's path crossed the boundary but its result did not.
+    Costs per attack: ``forward``/``backward`` image passes, ``seconds``. ``flags``: named
+    messages from the honesty checks (:mod:`advlit.evaluation.checks`).
+    """
+
+    norms: dict[str, str]
+    grids: dict[str, list[float]]
+    order: list[str]
+    cascade: bool
+    correct: torch.Tensor
+    nonfinite: torch.Tensor
+    broken: dict[str, dict[float, torch.Tensor]] = field(default_factory=dict)
+    silent: dict[str, dict[float, torch.Tensor]] = field(default_factory=dict)
+    radius: dict[str, torch.Tensor] = field(default_factory=dict)
+    relative: dict[str, torch.Tensor] = field(default_factory=dict)
+    forward: dict[str, int] = field(default_factory=dict)
+    backward: dict[str, int] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+    flags: dict[str, str] = field(default_factory=dict)
+    gradient_free: set[str] = field(default_factory=set)
+
+    # -- per-sample robustness --------------------------------------------------------
+    def worst(self, norm: str, eps: float) -> torch.Tensor:
+        """Robust against every attack of ``norm`` at ``eps`` (pointwise worst case)."""
+        robust = self.correct & ~self.nonfinite
+        for name in self.order:
+            if self.norms[name] != norm:
+                continue
+            if name in self.radius:
+                robust = robust & (self.radius[name] > eps)
+            elif eps in self.broken.get(name, {}):
+                robust = robust & ~self.broken[name][eps]
+        return robust
+
+    def robust_to(self, name: str, eps: float) -> torch.Tensor:
+        """Robust to attack ``name`` at eps; in a cascade, to it and every attack before it."""
+        if name in self.radius:
+            return self.correct & ~self.nonfinite & (self.radius[name] > eps)
+        robust = self.correct & ~self.nonfinite
+        for other in self.order[: self.order.index(name) + 1] if self.cascade else [name]:
+            if self.norms[other] == self.norms[name] and eps in self.broken.get(other, {}):
+                robust = robust & ~self.broken[other][eps]
+        return robust
+
+    @property
+    def main(self) -> tuple[str, float]:
+        """The (norm, eps) that ``robust`` reports: the largest eps of the first norm."""
+        norm = self.norms[self.order[0]]
+        return norm, max(e for n, g in self.grids.items() if self.norms[n] == norm for e in g)
+
+    @property
+    def robust(self) -> torch.Tensor:
+        """(N,) bool: correct and unbroken by every attack at :attr:`main`."""
+        return self.worst(*self.main)
+
+    @property
+    def robust_accuracy(self) -> float:
+        return self.robust.float().mean().item()
+
+    @property
+    def clean_accuracy(self) -> float:
+        return self.correct.float().mean().item()
+
+    # -- summaries ----------------------------------------------------------------------
+    def per_sample(self, prefix: str = "", tag: str = "") -> dict[str, torch.Tensor]:
+        """Metric name -> per-sample float values whose mean is the metric (clean accuracy,
+        robust accuracy per attack and eps, pointwise worst case per norm and eps, and the
+        per-sample indicators the honesty checks read); means of shards reduce exactly.
+        ``tag`` (e.g. ``_eot8``) is appended to attack names and ``clean_acc``."""
+        out = {f"{prefix}clean_acc{tag}": self.correct.float()}
+        for name in self.order:
+            for eps in self.grids[name]:
+                out[f"{prefix}robust_acc/{name}{tag}/eps={eps:g}"] = self.robust_to(name, eps).float()
+        for norm in dict.fromkeys(self.norms[n] for n in self.order):
+            for eps in sorted({e for n in self.order if self.norms[n] == norm for e in self.grids[n]}):
+                out[f"{prefix}robust_acc/worst_{norm}{tag}/eps={eps:g}"] = self.worst(norm, eps).float()
+        out[f"{prefix}indicator/nonfinite_logits"] = self.nonfinite.float()
+        out[f"{prefix}indicator/silent_success"] = self._any(self.silent).float()
+        out[f"{prefix}indicator/black_box_beats_white_box"] = self._black_box_wins().float()
+        return out
+
+    def _any(self, table: dict[str, dict[float, torch.Tensor]]) -> torch.Tensor:
+        found = torch.zeros_like(self.correct)
+        for per_eps in table.values():
+            for flags in per_eps.values():
+                found = found | flags
+        return found
+
+    def _black_box_wins(self) -> torch.Tensor:
+        """Points a gradient-free attack broke at some eps that every gradient attack of its
+        norm left standing there."""
+        wins = torch.zeros_like(self.correct)
+        for name in self.gradient_free:
+            for eps, broken in self.broken.get(name, {}).items():
+                standing = self.correct.clone()
+                for other in self.order:
+                    if other not in self.gradient_free and self.norms[other] == self.norms[name]:
+                        standing &= ~self.broken.get(other, {}).get(eps, torch.zeros_like(standing))
+                wins |= broken & standing
+        return wins
+
+    def norm_statistics(self, name: str) -> dict[str, float]:
+        """Of a min-norm attack, over correctly classified points: ``success_rate``, and over
+        those it broke ``median_norm``, ``mean_norm`` and ``rho_adv`` = mean ||r|| / ||x||
+        (thesis eq. 3.20 / 4.9)."""
+        radius, relative = self.radius[name], self.relative[name]
+        correct = radius > 0
+        attacked = correct & radius.isfinite()
+        out = {"success_rate": (attacked.sum() / correct.sum().clamp_min(1)).item()}
+        if attacked.any():
+            out["median_norm"] = radius[attacked].median().item()
+            out["mean_norm"] = radius[attacked].double().mean().item()
+            out["rho_adv"] = relative[attacked].double().mean().item()
+        return out
+
+    def metrics(self, prefix: str = "") -> dict[str, float]:
+        values = {k: v.mean().item() for k, v in self.per_sample(prefix).items()}
+        for name in self.radius:
+            values.update({f"{prefix}{k}/{name}": v for k, v in self.norm_statistics(name).items()})
+        n = max(1, self.correct.shape[0])
+        for name in self.order:
+            values[f"{prefix}grads_per_image/{name}"] = self.backward.get(name, 0) / n
+            values[f"{prefix}forwards_per_image/{name}"] = self.forward.get(name, 0) / n
+            values[f"{prefix}seconds/{name}"] = self.seconds.get(name, 0.0)
+        return values
+
+    @classmethod
+    def cat(cls, results: list[SuiteResult]) -> SuiteResult:
+        """Concatenate the results of several batches (or shards) of the same suite."""
+        first = results[0]
+
+        def join(attr):
+            return {name: {eps: torch.cat([getattr(r, attr)[name][eps] for r in results])
+                           for eps in per_eps} for name, per_eps in getattr(first, attr).items()}
+
+        out = cls(first.norms, first.grids, first.order, first.cascade,
+                  torch.cat([r.correct for r in results]), torch.cat([r.nonfinite for r in results]),
+                  join("broken"), join("silent"),
+                  {name: torch.cat([r.radius[name] for r in results]) for name in first.radius},
+                  {name: torch.cat([r.relative[name] for r in results]) for name in first.relative},
+                  {k: sum(r.forward.get(k, 0) for r in results) for k in first.order},
+                  {k: sum(r.backward.get(k, 0) for r in results) for k in first.order},
+                  {k: sum(r.seconds.get(k, 0.0) for r in results) for k in first.order},
+                  gradient_free=first.gradient_free)
+        for r in results:
+            out.flags.update(r.flags)
+        out.flags.update(_checks.indicator_flags(out.metrics()))
+        return out
+
+    def table(self) -> str:
+        """A plain-text summary (80 columns): robust accuracy per attack and eps, costs, flags."""
+        lines = [f"clean accuracy {self.clean_accuracy:.4f} on {self.correct.shape[0]} images"]
+        for norm in dict.fromkeys(self.norms[n] for n in self.order):
+            names = [n for n in self.order if self.norms[n] == norm]
+            grid = sorted({e for n in names for e in self.grids[n]})
+            header = "".join(f"{'eps=' + format(e, 'g'):>10}" for e in grid)
+            lines.append(f"{'attack (' + norm + ')':<18}{header}{'grads/img':>10}{'s':>7}")
+            for name in names + [f"worst_{norm}"]:
+                cells = []
+                for eps in grid:
+                    if name.startswith("worst_"):
+                        cells.append(f"{self.worst(norm, eps).float().mean().item():>10.4f}")
+                    elif eps in self.grids[name]:
+                        cells.append(f"{self.robust_to(name, eps).float().mean().item():>10.4f}")
+                    else:
+                        cells.append(f"{'':>10}")
+                cost = "" if name.startswith("worst_") else (
+                    f"{self.backward.get(name, 0) / max(1, len(self.correct)):>10.0f}"
+                    f"{self.seconds.get(name, 0.0):>7.1f}")
+                lines.append(f"{name[:18]:<18}" + "".join(cells) + cost)
+        lines += [f"flag {key}: {message}" for key, message in self.flags.items()]
+        return "\n".join(lines)
+
+
+class AttackSuite:
+    """Named attacks run in order on a model, at the eps of ``eps_grid[name]`` or else
+    ``eps_grid[norm]`` (or at a fixed-budget attack's own eps when neither is given); min-norm
+    attacks run once and give a radius per point. With ``cascade`` (AutoAttack's recipe) an attack only attacks the
+    points still robust after the attacks before it (per norm and eps), so the suite costs
+    what its robust points cost (min-norm attacks still see every correctly classified point,
+    so their radius statistics stay whole). ``eot_samples`` > 1 attacks and predicts through an
+    expectation over that many passes (randomized models). ``seed`` keys the attacks'
+    per-sample randomness together with each sample's dataset index.
+    """
+
+    def __init__(self, attacks: dict[str, Attack], eps_grid: dict[str, list[float]] | None = None,
+                 cascade: bool = True, seed: int = 0, eot_samples: int = 1, checks: bool = True,
+                 progress: bool = False) -> None:
+        if not attacks:
+            raise ValueError("an AttackSuite needs at least one attack")
+        if eot_samples < 1:
+            raise ValueError(f"eot_samples must be >= 1, got {eot_samples}")
+        self.eps_grid = {k if k in attacks else k.lower(): sorted(float(e) for e in v)
+                         for k, v in (eps_grid or {}).items()}
+        for key, grid in self.eps_grid.items():
+            if key not in NORMS and key not in attacks:
+                raise ValueError(f"eps_grid has an unknown norm {key!r}; use one of {NORMS} or an "
+                                 f"attack's name ({', '.join(attacks)})")
+            if any(e < 0 for e in grid):
+                raise ValueError(f"eps_grid[{key!r}] has a negative eps: {grid}")
+        self.attacks = dict(attacks)
+        self.cascade, self.seed, self.eot_samples = cascade, seed, eot_samples
+        self.checks, self.progress = checks, progress
+
+    def grid(self, name: str) -> list[float]:
+        """The eps values attack ``name`` is evaluated at."""
+        attack = self.attacks[name]
+        if name in self.eps_grid:
+            return self.eps_grid[name]
+        if isinstance(attack, MinNormAttack):
+            return self.eps_grid.get(attack.norm, [])
+        return self.eps_grid.get(attack.norm, [float(attack.eps)])
+
+    def run(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, index: torch.Tensor | None = None,
+            target: int | None = None, checks: bool | None = None) -> SuiteResult:
+        """Evaluate ``model`` on images ``x`` in [0, 1] with labels ``y``. ``index``: each
+        sample's index in the dataset (default 0..N-1; pass it when evaluating a subset or a
+        shard, so randomness follows the sample). ``target``: make every attack targeted to
+        that class (a point stays robust while it is classified correctly). ``checks``
+        overrides the suite's setting for the model-probing checks (e.g. first batch only)."""
+        _checks.check_images(x)
+        index = torch.arange(x.shape[0], device=x.device) if index is None else index.to(x.device)
+        # Lightning evaluates under inference mode; the engine needs ordinary tensors
+        with torch.inference_mode(False):
+            return self._run(model, x.clone(), y.clone(), index.clone(), target,
+                             self.checks if checks is None else checks)
+
+    def _run(self, model, x, y, index, target, run_model_checks) -> SuiteResult:
+        base = ExpectationOverTransformation(model, self.eot_samples) if self.eot_samples > 1 else model
+        counted = CountingModel(base)
+        goal = y if target is None else torch.full_like(y, target)
+        attacks = ({n: a.replace(targeted=True) for n, a in self.attacks.items()} if target is not None
+                   else self.attacks)
+        with torch.random.fork_rng(devices=[x.device] if x.device.type == "cuda" else []):
+            with torch.no_grad():
+                was_training = model.training
+                model.eval()
+                logits = base(x)
+                model.train(was_training)
+            nonfinite = ~logits.isfinite().all(dim=1)
+            correct = (logits.argmax(dim=1) == y) & ~nonfinite
+            result = SuiteResult({n: a.norm for n, a in attacks.items()},
+                                 {n: self.grid(n) for n in attacks}, list(attacks), self.cascade,
+                                 correct, nonfinite, gradient_free={
+                                     n for n, a in attacks.items() if getattr(a, "gradient_free", False)})
+            bar = _progress(len(attacks), self.progress)
+            adversarial = None  # (x, goal, x_adv, eps) of standing points after a gradient attack
+            for name, attack in attacks.items():
+                start = time.perf_counter()
+                counted.reset(y, goal, target is not None)
+                forward = backward = 0
+                if isinstance(attack, MinNormAttack):
+                    # every correct point, even in a cascade: radii statistics need them all
+                    radius = torch.where(correct, math.inf, 0.0).to(x.dtype)
+                    idx = correct.nonzero().squeeze(1)
+                    if idx.numel():
+                        x_adv = attack(counted, x[idx], goal[idx], index=index[idx], seed=self.seed)
+                        broke, bad = self._broken(base, x_adv, y[idx], goal[idx], target is not None)
+                        result.nonfinite[idx] |= bad
+                        radius[idx] = torch.where(broke, lp_norm(x_adv - x[idx], attack.norm), radius[idx])
+                    result.radius[name] = radius
+                    result.relative[name] = radius / lp_norm(x, attack.norm).clamp_min(1e-12)
+                else:
+                    result.broken[name], result.silent[name] = {}, {}
+                    for eps in result.grids[name]:
+                        still = (result.robust_to(name, eps) if self.cascade else correct.clone())
+                        broken = torch.zeros_like(correct)
+                        silent = torch.zeros_like(correct)
+                        idx = still.nonzero().squeeze(1)
+                        if idx.numel():
+                            counted.reset(y[idx], goal[idx], target is not None)
+                            at_eps = attack.replace(eps=eps) if eps != attack.eps else attack
+                            x_adv = at_eps(counted, x[idx], goal[idx], index=index[idx], seed=self.seed)
+                            forward += counted.forward_count
+                            backward += counted.backward_count
+                            broke, bad = self._broken(base, x_adv, y[idx], goal[idx], target is not None)
+                            result.nonfinite[idx] |= bad
+                            broken[idx] = broke
+                            silent[idx] = counted.path & ~broke
+                            if name not in result.gradient_free:
+                                keep = ~broke
+                                adversarial = (x[idx][keep][:32], goal[idx][keep][:32], x_adv[keep][:32], eps)
+                        result.broken[name][eps], result.silent[name][eps] = broken, silent
+                result.forward[name] = forward or counted.forward_count
+                result.backward[name] = backward or counted.backward_count
+                result.seconds[name] = time.perf_counter() - start
+                bar.update(name, int(result.robust.sum()) if any(result.grids.values()) else None)
+            bar.close()
+            if run_model_checks:
+                result.flags.update(_checks.run_checks(base, x, goal, result, attacks, adversarial,
+                                                      target is not None, self.eot_samples > 1))
+        result.flags.update(_checks.indicator_flags(result.metrics()))
+        return result
+
+    @staticmethod
+    def _broken(model, x_adv, y, goal, targeted):
+        """(broken, non-finite) per sample: a point is broken when it is no longer classified
+        correctly (targeted: when it reaches the target) or any logit is non-finite."""
+        with torch.no_grad():
+            was_training = model.training
+            model.eval()
+            logits = model(x_adv)
+            model.train(was_training)
+        bad = ~logits.isfinite().all(dim=1)
+        wrong = (logits.argmax(dim=1) == goal) if targeted else (logits.argmax(dim=1) != y)
+        return wrong | bad, bad
+
+
+class _progress:
+    """A tqdm bar over the attacks of one evaluation batch (``enabled``), or nothing."""
+
+    def __init__(self, total: int, enabled: bool) -> None:
+        self.bar = None
+        if enabled:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total, desc="attacks", leave=False, unit="attack")
+
+    def update(self, name: str, robust: int | None) -> None:
+        if self.bar is not None:
+            self.bar.set_postfix_str(f"{name} done, {robust} robust")
+            self.bar.update()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()

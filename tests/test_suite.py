@@ -1,0 +1,227 @@
+"""The evaluation engine: exact at any batch size, keyed randomness, the global RNG left
+alone, honest scoring of non-finite logits, the flags against masked gradients, and the
+strength of APGD and Square."""
+
+import pytest
+import torch
+from torch import nn
+
+from advlit.attacks import APGD, APGDT, FGSM, PDPGD, PGD, CarliniWagnerL2, DeepFool, Square
+from advlit.evaluation import AttackSuite, SuiteResult, standard_suite
+from tests.conftest import accuracy
+
+EVERY_ATTACK = {
+    "pgd": PGD(eps=0.1, steps=5),
+    "pgd_l2": PGD(norm="l2", eps=1.0, steps=5, restarts=2),
+    "fgsm_rs": FGSM(eps=0.1, random_start=True),
+    "apgd": APGD(eps=0.1, steps=8),
+    "apgd_t": APGDT(eps=0.1, steps=5, target_classes=2),
+    "square": Square(eps=0.1, queries=40),
+    "square_l2": Square(norm="l2", eps=1.0, queries=40),
+    "pdpgd": PDPGD(norm="linf", steps=20, restarts=2),
+    "cw": CarliniWagnerL2(steps=20, binary_search_steps=2),
+    "deepfool": DeepFool(norm="l2", steps=10),
+}
+
+
+def test_results_do_not_depend_on_batching(trained_digits_cnn, digits):
+    """Every attack, random starts included: the same per-sample results for one batch of 48
+    and for batches of 20 in a shuffled order (each sample keeps its dataset index)."""
+    _, _, x, y = digits
+    x, y = x[:48], y[:48]
+    suite = AttackSuite(EVERY_ATTACK, eps_grid={"linf": [0.1], "l2": [1.0]}, cascade=False, checks=False)
+    whole = suite.run(trained_digits_cnn, x, y)
+    order = torch.randperm(48, generator=torch.Generator().manual_seed(3))
+    parts = [suite.run(trained_digits_cnn, x[idx], y[idx], index=idx) for idx in order.split(20)]
+    merged = SuiteResult.cat(parts)
+    inverse = order.argsort()
+    for name in EVERY_ATTACK:
+        if name in whole.radius:
+            assert torch.allclose(merged.radius[name][inverse], whole.radius[name], rtol=1e-4), name
+        else:
+            for eps, broken in whole.broken[name].items():
+                assert torch.equal(merged.broken[name][eps][inverse], broken), name
+    assert (whole.broken["pgd"][0.1]).any() and not whole.broken["pgd"][0.1].all()
+
+
+def test_attacks_and_suite_leave_the_global_rng_alone(trained_digits_cnn, digits):
+    _, _, x, y = digits
+    torch.manual_seed(123)
+    state = torch.get_rng_state()
+    for attack in (PGD(eps=0.1, steps=3), APGD(eps=0.1, steps=3), Square(eps=0.1, queries=5)):
+        attack(trained_digits_cnn, x[:16], y[:16], index=torch.arange(16))
+        assert torch.equal(torch.get_rng_state(), state), attack
+    standard_suite(eps=0.1, version="fast").run(trained_digits_cnn, x[:16], y[:16])
+    assert torch.equal(torch.get_rng_state(), state)
+
+
+def test_seed_changes_random_starts_and_index_keys_them(trained_digits_cnn, digits):
+    _, _, x, y = digits
+    attack = PGD(eps=0.1, steps=1)
+    a = attack(trained_digits_cnn, x[:8], y[:8], index=torch.arange(8))
+    b = attack(trained_digits_cnn, x[:8], y[:8], index=torch.arange(8), seed=1)
+    c = attack(trained_digits_cnn, x[:8], y[:8], index=torch.arange(8) + 100)
+    assert not torch.equal(a, b) and not torch.equal(a, c)
+    assert torch.equal(a, attack(trained_digits_cnn, x[:8], y[:8], index=torch.arange(8)))
+
+
+class NaNOnClassZero(nn.Module):
+    """Returns NaN logits for every input its wrapped model calls class 0."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        logits = self.model(x)
+        zero = logits.argmax(dim=1, keepdim=True) == 0
+        return torch.where(zero, torch.full_like(logits, float("nan")), logits)
+
+
+def test_nonfinite_logits_are_never_robust_and_are_flagged(trained_digits_cnn, digits):
+    _, _, x, y = digits
+    model = NaNOnClassZero(trained_digits_cnn)
+    result = AttackSuite({"pgd": PGD(eps=0.01, steps=2)}, checks=False).run(model, x, y)
+    zeros = y == 0
+    assert zeros.any() and not result.correct[zeros].any() and not result.robust[zeros].any()
+    assert "nonfinite_logits" in result.flags
+
+
+class ScrambledGradient(nn.Module):
+    """Same forward as the model; input gradients multiplied by a fixed random sign mask."""
+
+    class _Scramble(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x, mask):
+            ctx.save_for_backward(mask)
+            return x.view_as(x)
+
+        @staticmethod
+        def backward(ctx, grad):
+            return grad * ctx.saved_tensors[0], None
+
+    def __init__(self, model, shape):
+        super().__init__()
+        self.model = model
+        generator = torch.Generator().manual_seed(0)
+        self.mask = torch.randint(0, 2, shape, generator=generator).float() * 2 - 1
+
+    def forward(self, x):
+        return self.model(self._Scramble.apply(x, self.mask))
+
+
+def test_scrambled_gradients_are_flagged_and_broken_by_square(trained_digits_cnn, digits):
+    _, _, x, y = digits
+    x, y = x[:96], y[:96]
+    model = ScrambledGradient(trained_digits_cnn, x.shape[1:])
+    gradient_only = AttackSuite({"apgd": APGD(eps=0.15, steps=20)}).run(model, x, y)
+    full = AttackSuite({"apgd": APGD(eps=0.15, steps=20), "square": Square(eps=0.15, queries=300)})
+    full = full.run(model, x, y)
+    assert full.robust_accuracy < gradient_only.robust_accuracy - 0.2
+    assert "black_box_beats_white_box" in full.flags
+    plain = AttackSuite({"apgd": APGD(eps=0.15, steps=20)}).run(trained_digits_cnn, x, y)
+    assert not set(plain.flags) & {"black_box_beats_white_box", "unconstrained_attack_failure"}, plain.flags
+
+
+class Stubborn(nn.Module):
+    """Predicts the class of the clean input whatever it is given (a lookup, no gradient)."""
+
+    def __init__(self, model, x):
+        super().__init__()
+        self.model, self.x = model, x
+
+    def forward(self, x):
+        nearest = torch.cdist(x.flatten(1), self.x.flatten(1)).argmin(dim=1)
+        return self.model(self.x[nearest]) + 0 * x.flatten(1)[:, :1]
+
+
+def test_unconstrained_failure_is_flagged(trained_digits_cnn, digits):
+    _, _, x, y = digits
+    x, y = x[:32], y[:32]
+    result = AttackSuite({"pgd": PGD(eps=0.1, steps=5)}).run(Stubborn(trained_digits_cnn, x), x, y)
+    assert "unconstrained_attack_failure" in result.flags
+
+
+def test_apgd_is_at_least_as_strong_as_pgd_of_the_same_budget(trained_digits_cnn, digits):
+    _, _, x, y = digits
+    model = trained_digits_cnn
+    index = torch.arange(len(y))
+    for norm, eps in (("linf", 0.08), ("l2", 0.6)):
+        pgd = accuracy(model, PGD(norm=norm, eps=eps, steps=20)(model, x, y, index=index), y)
+        apgd = accuracy(model, APGD(norm=norm, eps=eps, steps=20)(model, x, y, index=index), y)
+        assert apgd <= pgd + 1e-9, (norm, apgd, pgd)
+    targeted = accuracy(model, APGDT(eps=0.08, steps=20, target_classes=3)(model, x, y, index=index), y)
+    assert targeted <= accuracy(model, x, y) - 0.3
+
+
+def test_square_alone_breaks_most_points_of_an_erm_model(trained_digits_cnn, digits):
+    _, _, x, y = digits
+    x, y = x[:100], y[:100]
+    for norm, eps in (("linf", 0.2), ("l2", 2.0)):
+        x_adv = Square(norm=norm, eps=eps, queries=300)(trained_digits_cnn, x, y, index=torch.arange(100))
+        assert accuracy(trained_digits_cnn, x_adv, y) < 0.3, norm
+
+
+def test_standard_suite_on_a_plain_module_and_its_summary(trained_digits_cnn, digits):
+    _, _, x, y = digits
+    x, y = x[:64], y[:64]
+    result = standard_suite(norm="linf", eps=0.1, version="fast").run(trained_digits_cnn, x, y)
+    assert result.robust.dtype == torch.bool and result.robust.shape == (64,)
+    assert 0 <= result.robust_accuracy < result.clean_accuracy
+    metrics = result.metrics()
+    assert metrics["robust_acc/worst_linf/eps=0.1"] == pytest.approx(result.robust_accuracy)
+    assert metrics["grads_per_image/apgd_ce"] <= 25 and metrics["grads_per_image/apgd_ce"] > 0
+    table = result.table()
+    assert "apgd_t" in table and all(len(line) <= 80 for line in table.splitlines())
+
+
+def test_budget_counters_are_exact(trained_digits_cnn, digits):
+    """A K-step PGD counts K backward passes per attacked sample; a cascade attacks only the
+    points still standing."""
+    _, _, x, y = digits
+    x, y = x[:40], y[:40]
+    result = AttackSuite({"pgd": PGD(eps=0.1, steps=7), "pgd2": PGD(eps=0.1, steps=3)}, checks=False).run(
+        trained_digits_cnn, x, y)
+    assert result.backward["pgd"] == 7 * int(result.correct.sum())
+    assert result.backward["pgd2"] == 3 * int(result.robust_to("pgd", 0.1).sum())
+
+
+def test_bad_inputs_get_clear_errors(trained_digits_cnn, digits):
+    _, _, x, y = digits
+    suite = AttackSuite({"pgd": PGD(eps=0.1)})
+    with pytest.raises(ValueError, match="float in"):
+        suite.run(trained_digits_cnn, (x * 255).to(torch.uint8), y)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        suite.run(trained_digits_cnn, x * 255, y)
+    with pytest.raises(ValueError, match="NaN"):
+        suite.run(trained_digits_cnn, torch.full_like(x, float("nan")), y)
+    with pytest.raises(ValueError, match="unknown norm 'l3'"):
+        AttackSuite({"pgd": PGD(eps=0.1)}, eps_grid={"l3": [1.0]})
+    with pytest.raises(ValueError, match="unknown standard-suite version"):
+        standard_suite(version="strong")
+
+
+def test_validation_time_evaluation_leaves_training_bit_identical(tmp_path):
+    """Attacks in the evaluation draw nothing from the global RNG, so training with a
+    robust validation every epoch gives exactly the weights of training without it."""
+    from lightning.pytorch import Trainer, seed_everything
+
+    from advlit.data import DigitsDataModule
+    from advlit.defenses import AdversarialTraining
+    from advlit.evaluation import RobustnessEvaluation
+    from advlit.models import DigitsCNN
+
+    def train(callbacks):
+        seed_everything(0)
+        module = AdversarialTraining(DigitsCNN(), PGD(eps=0.1, steps=2))
+        Trainer(max_epochs=2, limit_train_batches=4, limit_val_batches=2, logger=False,
+                enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                callbacks=callbacks, default_root_dir=tmp_path).fit(module, DigitsDataModule(val_size=100))
+        return module.state_dict()
+
+    evaluation = RobustnessEvaluation({"pgd": PGD(eps=0.1, steps=2), "square": Square(eps=0.1, queries=5)},
+                                      on_test=False, every_n_val_epochs=1, log_examples=0)
+    plain, evaluated = train([]), train([evaluation])
+    assert "val/robust_acc/pgd/eps=0.1" in evaluation.results
+    for key, value in plain.items():
+        assert torch.equal(value, evaluated[key]), key
