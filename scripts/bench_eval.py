@@ -25,7 +25,7 @@ from advlit.attacks import FGSM, PGD
 from advlit.data import MNISTDataModule
 from advlit.defenses import AdversarialTraining, RobustClassifier
 from advlit.evaluation import standard_suite
-from advlit.models import LeNet5, Normalize
+from advlit.models import InputQuantization, LeNet5, Normalize, ScrambledGradient
 
 
 class BatchNormCNN(nn.Module):
@@ -41,42 +41,6 @@ class BatchNormCNN(nn.Module):
 
     def forward(self, x):
         return self.net(x)
-
-
-class Quantized(nn.Module):
-    """Input quantization to ``levels`` grey levels in front of a model (zero input gradients)."""
-
-    def __init__(self, model: nn.Module, levels: int = 4) -> None:
-        super().__init__()
-        self.model, self.levels = model, levels
-
-    def forward(self, x):
-        return self.model(torch.round(x * (self.levels - 1)) / (self.levels - 1))
-
-
-class _ScrambleGradient(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x, mask):
-        ctx.save_for_backward(mask)
-        return x.view_as(x)
-
-    @staticmethod
-    def backward(ctx, grad):
-        (mask,) = ctx.saved_tensors
-        return grad * mask, None
-
-
-class ScrambledGradient(nn.Module):
-    """Same forward as ``model``; input gradients multiplied by a fixed random sign mask."""
-
-    def __init__(self, model: nn.Module, shape=(1, 28, 28), seed: int = 0) -> None:
-        super().__init__()
-        self.model = model
-        generator = torch.Generator().manual_seed(seed)
-        self.register_buffer("mask", torch.randint(0, 2, shape, generator=generator).float() * 2 - 1)
-
-    def forward(self, x):
-        return self.model(_ScrambleGradient.apply(x, self.mask))
 
 
 def train(module, data, epochs: int, seed: int = 0, warmup: tuple[float, ...] = ()) -> nn.Module:
@@ -118,8 +82,8 @@ def zoo(root: str, cache: Path) -> dict[str, tuple[nn.Module, float]]:
         "erm": (nets["erm"], 0.1),
         "pgd_at": (nets["pgd_at"], 0.3),
         "fgsm_rs_bn": (nets["fgsm_rs_bn"], 0.3),
-        "quantized_erm": (Quantized(nets["erm"]).eval(), 0.1),
-        "scrambled_erm": (ScrambledGradient(nets["erm"]).eval(), 0.1),
+        "quantized_erm": (InputQuantization(nets["erm"]).eval(), 0.1),
+        "scrambled_erm": (ScrambledGradient(nets["erm"], (1, 28, 28)).eval(), 0.1),
     }
 
 

@@ -8,6 +8,7 @@ from torch import nn
 
 from advlit.attacks import APGD, APGDT, FGSM, PDPGD, PGD, CarliniWagnerL2, DeepFool, Square
 from advlit.evaluation import AttackSuite, SuiteResult, standard_suite
+from advlit.models import ScrambledGradient
 from tests.conftest import accuracy
 
 EVERY_ATTACK = {
@@ -85,29 +86,6 @@ def test_nonfinite_logits_are_never_robust_and_are_flagged(trained_digits_cnn, d
     zeros = y == 0
     assert zeros.any() and not result.correct[zeros].any() and not result.robust[zeros].any()
     assert "nonfinite_logits" in result.flags
-
-
-class ScrambledGradient(nn.Module):
-    """Same forward as the model; input gradients multiplied by a fixed random sign mask."""
-
-    class _Scramble(torch.autograd.Function):
-        @staticmethod
-        def forward(ctx, x, mask):
-            ctx.save_for_backward(mask)
-            return x.view_as(x)
-
-        @staticmethod
-        def backward(ctx, grad):
-            return grad * ctx.saved_tensors[0], None
-
-    def __init__(self, model, shape):
-        super().__init__()
-        self.model = model
-        generator = torch.Generator().manual_seed(0)
-        self.mask = torch.randint(0, 2, shape, generator=generator).float() * 2 - 1
-
-    def forward(self, x):
-        return self.model(self._Scramble.apply(x, self.mask))
 
 
 def test_scrambled_gradients_are_flagged_and_broken_by_square(trained_digits_cnn, digits):

@@ -41,10 +41,11 @@ class RobustnessEvaluation(Callback):
     ``standard: {norm: linf, eps: 0.3}`` (``version: fast`` for validation screening,
     ``rand`` for randomized models), whose attacks ``apgd_ce``, ``apgd_t`` and ``square`` run
     at its eps only. ``eps_grid`` maps a norm (or an attack's name) to eps values: fixed-budget
-    attacks run at each (or at their own eps if neither is given); min-norm attacks run once and give robust accuracy at every eps of their norm
-    (robust iff correct and the smallest adversarial perturbation found is larger than eps),
-    plus median/mean norm, success rate and ``rho_adv``. The pointwise worst case over all
-    attacks of a norm is logged as ``robust_acc/worst_{norm}``. With ``cascade`` (the default
+    attacks run at each (or at their own eps if neither is given); min-norm attacks run once
+    and give robust accuracy at every eps of their norm (robust iff correct and the smallest
+    adversarial perturbation found is larger than eps), plus median/mean norm, success rate
+    and ``rho_adv``. The pointwise worst case over all attacks of a norm is logged as
+    ``robust_acc/worst_{norm}``. With ``cascade`` (the default
     with ``standard``) an attack only attacks points still robust at its eps, and its logged
     number is the worst case so far. ``max_samples`` evaluates the first N points of the
     (ordered) evaluation set. ``eot_samples`` = n > 1 attacks and predicts through an

@@ -20,6 +20,7 @@ from torch import nn
 
 from advlit.attacks import Attack, MinNormAttack
 from advlit.attacks.apgd import misclassified
+from advlit.attacks.base import model_state_guard
 from advlit.attacks.geometry import lp_norm
 from advlit.evaluation import checks as _checks
 from advlit.evaluation.eot import ExpectationOverTransformation
@@ -242,8 +243,9 @@ class SuiteResult:
 class AttackSuite:
     """Named attacks run in order on a model, at the eps of ``eps_grid[name]`` or else
     ``eps_grid[norm]`` (or at a fixed-budget attack's own eps when neither is given); min-norm
-    attacks run once and give a radius per point. With ``cascade`` (AutoAttack's recipe) an attack only attacks the
-    points still robust after the attacks before it (per norm and eps), so the suite costs
+    attacks run once and give a radius per point. With ``cascade`` (AutoAttack's recipe) an
+    attack only attacks the points still robust after the attacks before it (per norm and
+    eps), so the suite costs
     what its robust points cost (min-norm attacks still see every correctly classified point,
     so their radius statistics stay whole). ``eot_samples`` > 1 attacks and predicts through an
     expectation over that many passes (randomized models). ``seed`` keys the attacks'
@@ -299,11 +301,7 @@ class AttackSuite:
         attacks = ({n: a.replace(targeted=True) for n, a in self.attacks.items()} if target is not None
                    else self.attacks)
         with torch.random.fork_rng(devices=[x.device] if x.device.type == "cuda" else []):
-            with torch.no_grad():
-                was_training = model.training
-                model.eval()
-                logits = base(x)
-                model.train(was_training)
+            logits = _predict(base, x)
             nonfinite = ~logits.isfinite().all(dim=1)
             correct = (logits.argmax(dim=1) == y) & ~nonfinite
             result = SuiteResult({n: a.norm for n, a in attacks.items()},
@@ -363,14 +361,16 @@ class AttackSuite:
     def _broken(model, x_adv, y, goal, targeted):
         """(broken, non-finite) per sample: a point is broken when it is no longer classified
         correctly (targeted: when it reaches the target) or any logit is non-finite."""
-        with torch.no_grad():
-            was_training = model.training
-            model.eval()
-            logits = model(x_adv)
-            model.train(was_training)
+        logits = _predict(model, x_adv)
         bad = ~logits.isfinite().all(dim=1)
         wrong = (logits.argmax(dim=1) == goal) if targeted else (logits.argmax(dim=1) != y)
         return wrong | bad, bad
+
+
+def _predict(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Logits of the eval-mode model, every module's own training flag restored after."""
+    with torch.no_grad(), model_state_guard(model, "eval", freeze=False):
+        return model(x)
 
 
 class _progress:

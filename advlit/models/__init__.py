@@ -6,6 +6,7 @@ from advlit.models.cw_cnn import CWCNN
 from advlit.models.digits_cnn import DigitsCNN
 from advlit.models.lenet import LeNet5
 from advlit.models.linear import BinaryLinear
+from advlit.models.masking import InputQuantization, ScrambledGradient
 from advlit.models.mlp import MLP
 from advlit.models.nin import NiN
 from advlit.models.noise import NoisyInput, ParametricNoise, PNIConv2d, PNILinear
@@ -15,6 +16,6 @@ from advlit.models.resnet import ResNet, ResNet18, ResNet20
 from advlit.models.vgg import VGG11
 from advlit.models.wide_resnet import WideResNet
 
-__all__ = ["BasicNet", "BinaryLinear", "CWCNN", "Critic", "DigitsCNN", "LeNet5", "MLP", "NiN", "NoisyInput",
-           "Normalize", "ParametricNoise", "PNIConv2d", "PNILinear", "PreActResNet18", "ResNet",
-           "ResNet18", "ResNet20", "VGG11", "WideResNet"]
+__all__ = ["BasicNet", "BinaryLinear", "CWCNN", "Critic", "DigitsCNN", "InputQuantization", "LeNet5", "MLP",
+           "NiN", "NoisyInput", "Normalize", "ParametricNoise", "PNIConv2d", "PNILinear", "PreActResNet18",
+           "ResNet", "ResNet18", "ResNet20", "ScrambledGradient", "VGG11", "WideResNet"]
