@@ -342,8 +342,8 @@ class AttackSuite:
                             result.nonfinite[idx] |= bad
                             broken[idx] = broke
                             silent[idx] = counted.path & ~broke
-                            if name not in result.gradient_free:
-                                keep = ~broke
+                            keep = ~broke
+                            if name not in result.gradient_free and keep.any():
                                 adversarial = (x[idx][keep][:32], goal[idx][keep][:32], x_adv[keep][:32], eps)
                         result.broken[name][eps], result.silent[name][eps] = broken, silent
                 result.forward[name] = forward or counted.forward_count
