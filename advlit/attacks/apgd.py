@@ -7,12 +7,11 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from advlit.attacks.base import FixedBudgetAttack, ModelMode, check_positive_int
 from advlit.attacks.geometry import _per_sample_view, clamp_to_box, project, random_in_ball, steepest_ascent
-from advlit.attacks.losses import dlr, margin, targeted_dlr
+from advlit.attacks.losses import adversarial, attack_objective, targeted_dlr
 from advlit.attacks.randomness import SampleRNG
 
 
@@ -23,11 +22,6 @@ def checkpoints(steps: int) -> list[int]:
     while p[-1] < 1:
         p.append(p[-1] + max(p[-1] - p[-2] - 0.03, 0.06))
     return sorted({math.ceil(q * steps) for q in p[1:] if q < 1} - {0})
-
-
-def misclassified(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """argmax != y, and any point with a non-finite logit (never a correct prediction)."""
-    return (logits.argmax(dim=1) != y) | ~logits.isfinite().all(dim=1)
 
 
 class APGD(FixedBudgetAttack):
@@ -71,12 +65,7 @@ class APGD(FixedBudgetAttack):
     # -- objective and success ----------------------------------------------------------
     def objective(self, logits: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
         """Per-sample loss to maximize."""
-        if self.targeted:
-            return -F.cross_entropy(logits, y, reduction="none") if self.loss == "ce" else margin(logits, y)
-        return F.cross_entropy(logits, y, reduction="none") if self.loss == "ce" else dlr(logits, y)
-
-    def adversarial(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return (logits.argmax(dim=1) == y) if self.targeted else misclassified(logits, y)
+        return attack_objective(logits, y, self.loss, self.targeted)
 
     # -- the attack ---------------------------------------------------------------------
     def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, rng: SampleRNG) -> torch.Tensor:
@@ -122,7 +111,7 @@ class APGD(FixedBudgetAttack):
             sub_target = None if target is None else target[alive]
             loss = self.objective(logits, y[alive], sub_target)
             (grad,) = torch.autograd.grad(loss.sum(), points)
-            return loss.detach(), grad, self.adversarial(logits.detach(), y[alive])
+            return loss.detach(), grad, adversarial(logits.detach(), y[alive], self.targeted)
 
         x0 = x
         x_k = clamp_to_box(x0 + random_in_ball(rng, stream, x0, self.norm, self.eps))
@@ -198,7 +187,7 @@ class APGDT(APGD):
         k = min(self.target_classes, logits.shape[1] - 1)
         ranked = logits.scatter(1, y[:, None], -math.inf).argsort(dim=1, descending=True)
         result = x.clone()
-        standing = ~misclassified(logits, y)
+        standing = ~adversarial(logits, y)
         for j in range(k):
             todo = standing.nonzero().squeeze(1)
             if not todo.numel():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-LOSSES = ("ce", "margin")
+LOSSES = ("ce", "margin", "dlr")
 
 
 def margin(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -13,6 +13,14 @@ def margin(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     z_y = logits.gather(1, y[:, None]).squeeze(1)
     others = logits.scatter(1, y[:, None], float("-inf"))
     return z_y - others.amax(dim=1)
+
+
+def adversarial(logits: torch.Tensor, y: torch.Tensor, targeted: bool = False) -> torch.Tensor:
+    """Per sample: classified as the target ``y`` (targeted), or not as ``y``; a non-finite
+    logit is never a correct prediction, so it counts as adversarial when untargeted."""
+    if targeted:
+        return logits.argmax(dim=1) == y
+    return (logits.argmax(dim=1) != y) | ~logits.isfinite().all(dim=1)
 
 
 def dlr(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -43,6 +51,10 @@ def attack_objective(logits: torch.Tensor, y: torch.Tensor, loss: str, targeted:
     Untargeted: cross-entropy of the true class, or minus its margin. Targeted (``y`` is
     the target): minus the cross-entropy of the target, or the target's margin.
     """
+    if loss == "dlr":
+        if targeted:
+            raise ValueError("the dlr loss is untargeted; use ce or margin for a targeted attack")
+        return dlr(logits, y)
     if loss == "ce":
         value = F.cross_entropy(logits, y, reduction="none")
     elif loss == "margin":

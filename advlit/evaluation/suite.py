@@ -19,9 +19,9 @@ import torch
 from torch import nn
 
 from advlit.attacks import Attack, MinNormAttack
-from advlit.attacks.apgd import misclassified
 from advlit.attacks.base import model_state_guard
 from advlit.attacks.geometry import lp_norm
+from advlit.attacks.losses import adversarial
 from advlit.evaluation import checks as _checks
 from advlit.evaluation.eot import ExpectationOverTransformation
 
@@ -53,9 +53,7 @@ class CountingModel(nn.Module):
         logits = self.model(x)
         if self.path is not None and x.shape[0] == self.y.shape[0]:
             with torch.no_grad():
-                adversarial = ((logits.argmax(dim=1) == self.goal) if self.targeted
-                               else misclassified(logits, self.y))
-            self.path |= adversarial
+                self.path |= adversarial(logits, self.goal if self.targeted else self.y, self.targeted)
         return logits
 
 
@@ -309,17 +307,19 @@ class AttackSuite:
                                  correct, nonfinite, gradient_free={
                                      n for n, a in attacks.items() if getattr(a, "gradient_free", False)})
             bar = _progress(len(attacks), self.progress)
-            adversarial = None  # (x, goal, x_adv, eps) of standing points after a gradient attack
+            probe = None  # (x, goal, x_adv, eps) of standing points after a gradient attack
             for name, attack in attacks.items():
                 start = time.perf_counter()
-                counted.reset(y, goal, target is not None)
-                forward = backward = 0
+                result.forward[name] = result.backward[name] = 0
                 if isinstance(attack, MinNormAttack):
                     # every correct point, even in a cascade: radii statistics need them all
                     radius = torch.where(correct, math.inf, 0.0).to(x.dtype)
                     idx = correct.nonzero().squeeze(1)
                     if idx.numel():
+                        counted.reset(None, None)
                         x_adv = attack(counted, x[idx], goal[idx], index=index[idx], seed=self.seed)
+                        result.forward[name] += counted.forward_count
+                        result.backward[name] += counted.backward_count
                         broke, bad = self._broken(base, x_adv, y[idx], goal[idx], target is not None)
                         result.nonfinite[idx] |= bad
                         radius[idx] = torch.where(broke, lp_norm(x_adv - x[idx], attack.norm), radius[idx])
@@ -336,23 +336,21 @@ class AttackSuite:
                             counted.reset(y[idx], goal[idx], target is not None)
                             at_eps = attack.replace(eps=eps) if eps != attack.eps else attack
                             x_adv = at_eps(counted, x[idx], goal[idx], index=index[idx], seed=self.seed)
-                            forward += counted.forward_count
-                            backward += counted.backward_count
+                            result.forward[name] += counted.forward_count
+                            result.backward[name] += counted.backward_count
                             broke, bad = self._broken(base, x_adv, y[idx], goal[idx], target is not None)
                             result.nonfinite[idx] |= bad
                             broken[idx] = broke
                             silent[idx] = counted.path & ~broke
                             keep = ~broke
                             if name not in result.gradient_free and keep.any():
-                                adversarial = (x[idx][keep][:32], goal[idx][keep][:32], x_adv[keep][:32], eps)
+                                probe = (x[idx][keep][:32], goal[idx][keep][:32], x_adv[keep][:32], eps)
                         result.broken[name][eps], result.silent[name][eps] = broken, silent
-                result.forward[name] = forward or counted.forward_count
-                result.backward[name] = backward or counted.backward_count
                 result.seconds[name] = time.perf_counter() - start
                 bar.update(name, int(result.robust.sum()) if any(result.grids.values()) else None)
             bar.close()
             if run_model_checks:
-                result.flags.update(_checks.run_checks(base, x, goal, result, attacks, adversarial,
+                result.flags.update(_checks.run_checks(base, x, goal, result, attacks, probe,
                                                       target is not None, self.eot_samples > 1))
         result.flags.update(_checks.indicator_flags(result.metrics()))
         return result
@@ -363,8 +361,7 @@ class AttackSuite:
         correctly (targeted: when it reaches the target) or any logit is non-finite."""
         logits = _predict(model, x_adv)
         bad = ~logits.isfinite().all(dim=1)
-        wrong = (logits.argmax(dim=1) == goal) if targeted else (logits.argmax(dim=1) != y)
-        return wrong | bad, bad
+        return adversarial(logits, goal if targeted else y, targeted) | bad, bad
 
 
 def _predict(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
