@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
-import torch
 from lightning.pytorch import LightningDataModule
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import WandbLogger
 
+from advlit.checkpoints import CheckpointError, load_checkpoint
 from advlit.defenses import RobustClassifier
 
 
@@ -26,28 +28,52 @@ class AdvlitCLI(LightningCLI):
 
     The datamodule's ``num_classes`` is linked into the classifier network. In a new
     process, ``--ckpt_path last`` finds ``last.ckpt`` of the config's ModelCheckpoint, and
-    ``--ckpt_path best`` the best checkpoint recorded in that ``last.ckpt``.
+    ``--ckpt_path best`` the best checkpoint recorded in that ``last.ckpt``; a missing one is
+    an error. Checkpoints load with ``weights_only=True`` (advlit.checkpoints).
     """
 
     def add_arguments_to_parser(self, parser) -> None:
         parser.link_arguments("data.num_classes", "model.init_args.model.init_args.num_classes",
                               apply_on="instantiate")
 
-    def _resolve_last_checkpoint(self) -> None:
-        if self.config_init[self.subcommand].get("ckpt_path") not in ("last", "best"):
+    def _resolve_checkpoint(self) -> None:
+        """Turn ``--ckpt_path last|best`` into the file, or fail naming the folder searched, and
+        check any checkpoint is safe to load (``weights_only=True``) before anything runs."""
+        config = self.config_init[self.subcommand]
+        ckpt = config.get("ckpt_path")
+        if ckpt is None:
             return
-        for callback in self.trainer.checkpoint_callbacks:
-            if not isinstance(callback, ModelCheckpoint) or not callback.dirpath:
-                continue
-            last = Path(callback.dirpath) / f"{callback.CHECKPOINT_NAME_LAST}{callback.FILE_EXTENSION}"
-            if not last.is_file():
-                continue
-            callback.last_model_path = callback.last_model_path or str(last)
-            if not callback.best_model_path:
-                state = torch.load(last, map_location="cpu", weights_only=False)["callbacks"]
-                for key, value in state.items():
-                    if key.startswith("ModelCheckpoint") and value.get("dirpath") == callback.dirpath:
-                        callback.best_model_path = value.get("best_model_path", "")
+        if config.get("weights_only") is None:
+            config["weights_only"] = True
+        if ckpt in ("last", "best"):
+            ckpt = self._find_checkpoint(ckpt)
+            config["ckpt_path"] = str(ckpt)
+        if config["weights_only"]:
+            load_checkpoint(ckpt)
+
+    def _find_checkpoint(self, which: str) -> Path:
+        callbacks = [c for c in self.trainer.checkpoint_callbacks if isinstance(c, ModelCheckpoint) and c.dirpath]
+        if not callbacks:
+            raise CheckpointError(f"--ckpt_path {which} needs a ModelCheckpoint with a dirpath in the config; "
+                                  f"give the checkpoint file instead")
+        callback = callbacks[0]
+        folder = Path(callback.dirpath).resolve()
+        last = folder / f"{callback.CHECKPOINT_NAME_LAST}{callback.FILE_EXTENSION}"
+        if not last.is_file():
+            raise CheckpointError(f"--ckpt_path {which}: no {last.name} in {str(folder)!r}; train first "
+                                  f"('advlit fit' from the same directory) or give the checkpoint file")
+        if which == "last":
+            return last
+        if callback.monitor is None:
+            raise CheckpointError("--ckpt_path best needs a monitored metric (ModelCheckpoint monitor) in the "
+                                  "config; use --ckpt_path last or the checkpoint file")
+        for key, value in load_checkpoint(last).get("callbacks", {}).items():
+            if key.startswith("ModelCheckpoint") and value.get("dirpath") == callback.dirpath:
+                best = value.get("best_model_path")
+                if best and Path(best).is_file():
+                    return Path(best)
+        raise CheckpointError(f"--ckpt_path best: {str(folder)!r} records no best checkpoint for "
+                              f"{callback.monitor!r}; use --ckpt_path last")
 
     def _finish_wandb(self) -> None:
         """End the W&B run so the next subcommand in this process starts its own."""
@@ -57,13 +83,13 @@ class AdvlitCLI(LightningCLI):
             wandb.finish()
 
     def before_fit(self) -> None:
-        self._resolve_last_checkpoint()
+        self._resolve_checkpoint()
 
     def before_validate(self) -> None:
-        self._resolve_last_checkpoint()
+        self._resolve_checkpoint()
 
     def before_test(self) -> None:
-        self._resolve_last_checkpoint()
+        self._resolve_checkpoint()
 
     def after_fit(self) -> None:
         self._finish_wandb()
@@ -83,7 +109,15 @@ def build_cli(args=None, run: bool = True) -> AdvlitCLI:
 
 
 def main() -> None:
-    build_cli()
+    """The ``advlit`` command: a bad value or file ends in one line on stderr, exit code 2
+    (``ADVLIT_TRACEBACK=1`` shows the traceback)."""
+    try:
+        build_cli()
+    except (ValueError, FileNotFoundError) as err:
+        if os.environ.get("ADVLIT_TRACEBACK"):
+            raise
+        print(f"advlit: error: {err}", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-import torch
-
+from advlit.checkpoints import load_network
 from advlit.cli import build_cli
 
 
@@ -20,7 +19,7 @@ def load_model_and_test_data(args: argparse.Namespace):
     as float [0, 1], their labels), all from the config's model and datamodule."""
     cli = build_cli(["--config", args.config, "--trainer.logger=false"], run=False)
     model = cli.model
-    model.load_state_dict(torch.load(args.ckpt, map_location="cpu", weights_only=False)["state_dict"])
+    load_network(model.model, args.ckpt)
     model.eval()
     cli.datamodule.setup("test")
     x = cli.datamodule.test_set.images[: args.samples].float() / 255

@@ -152,6 +152,28 @@ def test_fit_records_the_flips(tmp_path):
         assert any(row.get("data/poisoned") == "25.0" for row in csv.DictReader(f))
 
 
+def test_an_interrupted_record_never_leaves_a_partial_file(tmp_path, monkeypatch):
+    record = tmp_path / "record"
+    record.mkdir()
+    (record / "poison.csv").write_text("index,old_label,new_label\n1,2,3\n")  # an earlier run's record
+
+    class Interrupted(Exception):
+        pass
+
+    def writerows_then_fail(self, rows):
+        raise Interrupted
+
+    dm = PoisonedDataModule(DigitsDataModule(), count=25, record_dir=str(record))
+    trainer = Trainer(max_epochs=1, limit_train_batches=1, limit_val_batches=0, logger=False,
+                      enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False)
+    monkeypatch.setattr(csv, "writer", lambda f: type("W", (), {"writerow": lambda self, r: f.write("x\n"),
+                                                               "writerows": writerows_then_fail})())
+    with pytest.raises(Interrupted):
+        trainer.fit(RobustClassifier(DigitsCNN()), dm)
+    assert (record / "poison.csv").read_text() == "index,old_label,new_label\n1,2,3\n"
+    assert [p.name for p in record.iterdir()] == ["poison.csv"]
+
+
 def test_gaussian_toy_places_poisons_at_distance_r():
     dm = GaussianToyDataModule(dim=16, train_per_class=50, poisons_per_class=5, poison_distance=0.3,
                                poison_label="third")

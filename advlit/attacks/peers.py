@@ -53,3 +53,21 @@ class TorchattacksMinNorm(MinNormAttack):
         with torch.no_grad():
             fooled = self.is_adversarial(model(x_adv), y)
         return torch.where(fooled.view(-1, *([1] * (x.dim() - 1))), x_adv, x)
+
+
+def autoattack_robust(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, norm: str = "linf",
+                      eps: float, version: str = "standard", batch_size: int = 500) -> torch.Tensor:
+    """Per-sample robustness under the AutoAttack reference (Croce & Hein 2020,
+    ``pip install --no-deps pyautoattack``), run on ``x``'s device; the model is put in eval mode."""
+    try:
+        from pyautoattack import AutoAttack
+    except ImportError as err:
+        raise ImportError("the AutoAttack reference needs: pip install --no-deps pyautoattack") from err
+    names = {"linf": "Linf", "l2": "L2", "l1": "L1"}
+    if norm not in names:
+        raise ValueError(f"AutoAttack supports norm in {tuple(names)}, got {norm!r}")
+    model.eval()
+    reference = AutoAttack(model, norm=names[norm], eps=eps, version=version, device=x.device, seed=0)
+    x_adv, _ = reference.run_standard_evaluation(x, y, batch_size=batch_size)
+    with torch.no_grad():
+        return torch.cat([model(part).argmax(1) for part in x_adv.split(batch_size)]) == y

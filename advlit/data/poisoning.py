@@ -5,6 +5,7 @@ validation and test data stay untouched."""
 from __future__ import annotations
 
 import csv
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -117,10 +118,15 @@ class PoisonedDataModule(LightningDataModule):
         folder = Path(self.record_dir or self.trainer.log_dir or self.trainer.default_root_dir)
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / "poison.csv"
-        with path.open("w", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(["index", "old_label", "new_label"])
-            writer.writerows(zip(*(self.flips[k].tolist() for k in ("index", "old", "new"))))
+        partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # atomic: a reader never sees half a file
+        try:
+            with partial.open("w", newline="") as f:
+                writer = csv.writer(f)
+                writer.writerow(["index", "old_label", "new_label"])
+                writer.writerows(zip(*(self.flips[k].tolist() for k in ("index", "old", "new"))))
+            os.replace(partial, path)
+        finally:
+            partial.unlink(missing_ok=True)
         for logger in self.trainer.loggers:
             if isinstance(logger, WandbLogger):
                 import wandb

@@ -9,6 +9,8 @@ from typing import Literal
 import torch
 from torch import nn
 
+from advlit.checkpoints import load_network
+
 Features = Literal["pixels", "pca", "model"]
 
 
@@ -31,9 +33,7 @@ def load_classifier(model: nn.Module, checkpoint: str | None) -> nn.Module:
     """``model`` in eval mode with the classifier weights of a RobustClassifier checkpoint
     (``model.*`` entries of its state dict), or as given when ``checkpoint`` is None."""
     if checkpoint is not None:
-        state = torch.load(checkpoint, map_location="cpu", weights_only=False)["state_dict"]
-        model.load_state_dict({k.removeprefix("model."): v for k, v in state.items()
-                               if k.startswith("model.")})
+        return load_network(model, checkpoint)
     return model.eval()
 
 

@@ -8,7 +8,6 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 
 from advlit.attacks import Attack
@@ -25,26 +24,44 @@ class AdversarialTraining(RobustClassifier):
     (one more forward+backward on the clean batch). The attack generates examples on the
     eval-mode model by default; set ``model_mode: train`` on the attack to use the
     training-mode model (BatchNorm batch statistics, dropout) — its running statistics are
-    restored either way.
+    restored either way. ``eps_warmup_epochs`` ramps the attack's ``eps`` (and an explicit
+    ``step_size``) linearly from 0 to its value over that many epochs, step by step (the
+    eps curriculum that lets a small network learn at MNIST Linf 0.3).
     """
 
     def __init__(self, model: nn.Module, attack: Attack, natural_ratio: float = 0.0,
-                 clean_weight: float = 0.0,
-                 optimizer: OptimizerCallable = torch.optim.Adam,
-                 scheduler: LRSchedulerCallable | None = None,
-                 scheduler_interval: Literal["epoch", "step"] = "epoch") -> None:
-        super().__init__(model, optimizer, scheduler, scheduler_interval)
+                 clean_weight: float = 0.0, eps_warmup_epochs: float = 0.0, **kwargs) -> None:
+        super().__init__(model, **kwargs)
         if not 0.0 <= natural_ratio <= 1.0:
             raise ValueError(f"natural_ratio must be in [0, 1], got {natural_ratio!r}")
         if not 0.0 <= clean_weight < 1.0:
             raise ValueError(f"clean_weight must be in [0, 1) (1 would be plain training), "
                              f"got {clean_weight!r}")
+        if not eps_warmup_epochs >= 0:
+            raise ValueError(f"eps_warmup_epochs must be >= 0, got {eps_warmup_epochs!r}")
+        if eps_warmup_epochs > 0 and not hasattr(attack, "eps"):
+            raise ValueError(f"eps_warmup_epochs needs an attack with an eps; "
+                             f"{type(attack).__name__} has none")
         self.attack = attack
         self.natural_ratio = natural_ratio
         self.clean_weight = clean_weight
+        self.eps_warmup_epochs = eps_warmup_epochs
+
+    def warmup_fraction(self) -> float:
+        """The fraction of the attack's eps used at this training step (1 after warm-up)."""
+        if self.eps_warmup_epochs == 0 or self._trainer is None or not self.trainer.training:
+            return 1.0
+        steps_per_epoch = max(1, self.trainer.num_training_batches // self.trainer.accumulate_grad_batches)
+        return min(1.0, (self.global_step + 1) / (self.eps_warmup_epochs * steps_per_epoch))
 
     def adversarial_examples(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return self.attack(self, x, y)
+        fraction = self.warmup_fraction()
+        if fraction == 1.0:
+            return self.attack(self, x, y)
+        changes = {"eps": self.attack.eps * fraction}
+        if getattr(self.attack, "step_size", None) is not None:
+            changes["step_size"] = self.attack.step_size * fraction
+        return self.attack.replace(**changes)(self, x, y)
 
     def training_loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         # Drawn on the CPU generator: no device sync, and saved in checkpoints.
@@ -67,16 +84,12 @@ class MixedNormAdversarialTraining(AdversarialTraining):
     """
 
     def __init__(self, model: nn.Module, attacks: list[Attack],
-                 strategy: Literal["rand", "max"] = "max", natural_ratio: float = 0.0,
-                 optimizer: OptimizerCallable = torch.optim.Adam,
-                 scheduler: LRSchedulerCallable | None = None,
-                 scheduler_interval: Literal["epoch", "step"] = "epoch") -> None:
+                 strategy: Literal["rand", "max"] = "max", natural_ratio: float = 0.0, **kwargs) -> None:
         if len(attacks) < 2:
             raise ValueError(f"mixed-norm training needs at least 2 attacks, got {len(attacks)}")
         if strategy not in ("rand", "max"):
             raise ValueError(f"strategy must be 'rand' or 'max', got {strategy!r}")
-        super().__init__(model, attacks[0], natural_ratio=natural_ratio, optimizer=optimizer,
-                         scheduler=scheduler, scheduler_interval=scheduler_interval)
+        super().__init__(model, attacks[0], natural_ratio=natural_ratio, **kwargs)
         self.attacks = attacks
         self.strategy = strategy
 

@@ -11,6 +11,8 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 from torchmetrics import MeanMetric
 
+from advlit.models.acceleration import accelerate
+
 RNG_KEY = "advlit_rng_states"
 
 
@@ -21,13 +23,20 @@ class RobustClassifier(LightningModule):
     with one torchmetrics object per stage (exact under DDP). The global torch RNG states
     (dropout, random starts, natural-batch draws) are stored in every checkpoint and
     restored at the start of the resumed epoch, so a resumed run matches an uninterrupted one.
+
+    Speed options (training, the attacks inside it and the evaluation all go through
+    :meth:`forward`): ``channels_last`` stores the network's weights and feeds its inputs in
+    NHWC order; ``compile`` runs the network through ``torch.compile`` (``True`` or a
+    backend name), keeping parameter names, so checkpoints are unchanged. Mixed precision is
+    Lightning's ``trainer.precision``.
     """
 
     def __init__(self, model: nn.Module, optimizer: OptimizerCallable = torch.optim.Adam,
                  scheduler: LRSchedulerCallable | None = None,
-                 scheduler_interval: Literal["epoch", "step"] = "epoch") -> None:
+                 scheduler_interval: Literal["epoch", "step"] = "epoch",
+                 channels_last: bool = False, compile: bool | str = False) -> None:
         super().__init__()
-        self.model = model
+        self.model = accelerate(model, channels_last=channels_last, compile=compile)
         self.optimizer = optimizer
         self.scheduler = scheduler
         self.scheduler_interval = scheduler_interval

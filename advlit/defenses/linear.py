@@ -9,7 +9,6 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 
 from advlit.defenses.base import RobustClassifier
 from advlit.images import to_uint8
@@ -23,11 +22,8 @@ class RobustLinearClassifier(RobustClassifier):
     With eps = 0 it is plain logistic regression. At the end of training the optimal Linf
     perturbation direction sign(theta) is logged as an image (W&B)."""
 
-    def __init__(self, model: BinaryLinear, eps: float = 0.1, norm: Literal["linf", "l2"] = "linf",
-                 optimizer: OptimizerCallable = torch.optim.SGD,
-                 scheduler: LRSchedulerCallable | None = None,
-                 scheduler_interval: Literal["epoch", "step"] = "epoch") -> None:
-        super().__init__(model, optimizer, scheduler, scheduler_interval)
+    def __init__(self, model: BinaryLinear, eps: float = 0.1, norm: Literal["linf", "l2"] = "linf", **kwargs) -> None:
+        super().__init__(model, **kwargs)
         if not isinstance(model, BinaryLinear):
             raise ValueError(f"RobustLinearClassifier needs a BinaryLinear model, got {type(model).__name__}")
         if eps < 0:

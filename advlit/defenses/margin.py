@@ -6,7 +6,6 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 
 from advlit.attacks.losses import margin
@@ -30,11 +29,8 @@ class MarginMaximization(RobustClassifier):
     """
 
     def __init__(self, model: nn.Module, C: float = 0.1, margin_norm: Literal["l2", "linf"] = "l2",
-                 loss: Literal["hinge", "ce"] = "hinge", competitors: int = 3,
-                 optimizer: OptimizerCallable = torch.optim.Adam,
-                 scheduler: LRSchedulerCallable | None = None,
-                 scheduler_interval: Literal["epoch", "step"] = "epoch") -> None:
-        super().__init__(model, optimizer, scheduler, scheduler_interval)
+                 loss: Literal["hinge", "ce"] = "hinge", competitors: int = 3, **kwargs) -> None:
+        super().__init__(model, **kwargs)
         if C < 0:
             raise ValueError(f"C must be >= 0, got {C!r}")
         if margin_norm not in ("l2", "linf"):

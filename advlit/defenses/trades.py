@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 
 from advlit.attacks.kl_pgd import KLPGD
@@ -17,11 +15,8 @@ class TRADES(RobustClassifier):
     """The TRADES objective (eq. 5 of the paper) with the KL-maximizing PGD ``attack``
     (Linf or L2; generated on the eval-mode model, as the reference code does)."""
 
-    def __init__(self, model: nn.Module, attack: KLPGD, beta: float = 6.0,
-                 optimizer: OptimizerCallable = torch.optim.Adam,
-                 scheduler: LRSchedulerCallable | None = None,
-                 scheduler_interval: Literal["epoch", "step"] = "epoch") -> None:
-        super().__init__(model, optimizer, scheduler, scheduler_interval)
+    def __init__(self, model: nn.Module, attack: KLPGD, beta: float = 6.0, **kwargs) -> None:
+        super().__init__(model, **kwargs)
         if beta < 0:
             raise ValueError(f"beta must be >= 0, got {beta!r}")
         self.attack = attack

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 
 from advlit.attacks.base import model_state_guard
@@ -21,10 +19,8 @@ class VirtualAdversarialTraining(RobustClassifier):
     p(x) is treated as a constant; each power iteration costs one forward+backward."""
 
     def __init__(self, model: nn.Module, eps: float = 2.0, xi: float = 1e-6, alpha: float = 1.0,
-                 power_iterations: int = 1, optimizer: OptimizerCallable = torch.optim.Adam,
-                 scheduler: LRSchedulerCallable | None = None,
-                 scheduler_interval: Literal["epoch", "step"] = "epoch") -> None:
-        super().__init__(model, optimizer, scheduler, scheduler_interval)
+                 power_iterations: int = 1, **kwargs) -> None:
+        super().__init__(model, **kwargs)
         if eps < 0 or xi <= 0 or alpha < 0 or power_iterations < 1:
             raise ValueError(f"need eps >= 0, xi > 0, alpha >= 0, power_iterations >= 1; got "
                              f"eps={eps}, xi={xi}, alpha={alpha}, power_iterations={power_iterations}")

@@ -145,9 +145,11 @@ class RobustnessEvaluation(Callback):
         if not keep.any():
             return
         x, y, index = x[keep], y[keep], index[keep]
-        # the model-probing checks cost a few attacks: once per test, never during training
-        result = self.suite.run(pl_module, x, y, index=index, target=self.target_class,
-                                checks=self.sanity_checks and state.first_batch and stage == "test")
+        # the model-probing checks cost a few attacks: once per test, never during training;
+        # the attacks run under the trainer's precision (autocast), as the training step does
+        with trainer.precision_plugin.forward_context():
+            result = self.suite.run(pl_module, x, y, index=index, target=self.target_class,
+                                    checks=self.sanity_checks and state.first_batch and stage == "test")
         for key, values in result.per_sample(f"{stage}/", self.tag).items():
             self._mean(state, key, x.device).update(values)
         for name in result.order:

@@ -50,7 +50,7 @@ class CountingModel(nn.Module):
         self.forward_count += x.shape[0]
         if x.requires_grad:
             x.register_hook(self._count_backward)
-        logits = self.model(x)
+        logits = self.model(x).float()  # fp32 losses and margins under mixed precision
         if self.path is not None and x.shape[0] == self.y.shape[0]:
             with torch.no_grad():
                 self.path |= adversarial(logits, self.goal if self.targeted else self.y, self.targeted)

@@ -1,0 +1,102 @@
+"""Runs a researcher can trust (#16): safe checkpoint loading, missing checkpoints fail, any
+model evaluates through ``advlit test``."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from advlit.checkpoints import CheckpointError, load_checkpoint
+from advlit.cli import build_cli
+from advlit.models import DigitsCNN, Pretrained
+
+ROOT = Path(__file__).resolve().parents[1]
+QUICKSTART = str(ROOT / "configs" / "quickstart.yaml")
+QUIET = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false", "--trainer.logger=false"]
+
+
+class Payload:
+    """Unpickling this creates the file ``marker``: the side effect a planted checkpoint would have."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def advlit(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "WANDB_MODE": "offline"}
+    return subprocess.run([sys.executable, "-c", "from advlit.cli import main; main()", *args], cwd=cwd,
+                          env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_a_planted_pickle_payload_does_not_run_and_the_command_fails_clearly(tmp_path):
+    folder = tmp_path / "logs" / "quickstart" / "checkpoints"
+    folder.mkdir(parents=True)
+    marker = tmp_path / "pwned"
+    torch.save({"state_dict": {}, "payload": Payload(str(marker))}, folder / "last.ckpt")
+    done = advlit("test", "--config", QUICKSTART, "--ckpt_path", "last", *QUIET, cwd=tmp_path)
+    assert not marker.exists()
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1].startswith("advlit: error: checkpoint")
+    assert "will not unpickle" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_missing_checkpoint_exits_non_zero_naming_the_folder(tmp_path):
+    done = advlit("test", "--config", QUICKSTART, "--ckpt_path", "last", *QUIET, cwd=tmp_path)
+    assert done.returncode == 2
+    last = done.stderr.strip().splitlines()[-1]  # above it: Lightning's own info lines
+    assert last.startswith("advlit: error: --ckpt_path last: no last.ckpt in")
+    assert str(tmp_path / "logs" / "quickstart" / "checkpoints") in last
+    assert "Traceback" not in done.stderr
+
+
+def test_best_without_a_monitored_metric_is_an_error(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    folder = tmp_path / "logs" / "quickstart" / "checkpoints"
+    folder.mkdir(parents=True)
+    torch.save({"state_dict": {}}, folder / "last.ckpt")
+    with pytest.raises(CheckpointError, match="needs a monitored metric"):
+        build_cli(["test", "--config", QUICKSTART, "--ckpt_path", "best", *QUIET])
+
+
+@pytest.mark.parametrize("content", [b"", b"PK\x03\x04 truncated"])
+def test_empty_or_truncated_checkpoints_get_one_line_naming_the_file(tmp_path, content):
+    path = tmp_path / "broken.ckpt"
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError, match="broken.ckpt") as err:
+        load_checkpoint(path)
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("source", ["state_dict", "torchscript"])
+def test_advlit_test_evaluates_a_plain_state_dict_or_a_torchscript_file(tmp_path, monkeypatch, source,
+                                                                         trained_digits_cnn, digits):
+    monkeypatch.chdir(tmp_path)
+    if source == "state_dict":
+        torch.save(trained_digits_cnn.state_dict(), tmp_path / "weights.pt")
+        options = ["--model.init_args.model.init_args.architecture=advlit.models.DigitsCNN"]
+    else:
+        torch.jit.save(torch.jit.trace(trained_digits_cnn, digits[2][:2]), str(tmp_path / "weights.pt"))
+        options = []
+    cli = build_cli(["test", "--config", QUICKSTART, *QUIET, "--trainer.callbacks=[]",
+                     "--model.init_args.model=advlit.models.Pretrained",
+                     f"--model.init_args.model.init_args.path={tmp_path / 'weights.pt'}", *options])
+    with torch.no_grad():
+        expected = (trained_digits_cnn(digits[2]).argmax(1) == digits[3]).float().mean().item()
+    assert cli.trainer.callback_metrics["test/acc"].item() == pytest.approx(expected, abs=1e-6)
+
+
+def test_pretrained_names_a_file_that_does_not_fit():
+    with pytest.raises(CheckpointError, match="does not exist"):
+        Pretrained("no/such/file.pt")
+
+
+def test_pretrained_rejects_weights_of_another_architecture(tmp_path):
+    torch.save(DigitsCNN(width=16).state_dict(), tmp_path / "w.pt")
+    with pytest.raises(CheckpointError, match="does not fit DigitsCNN"):
+        Pretrained(str(tmp_path / "w.pt"), architecture=DigitsCNN())
