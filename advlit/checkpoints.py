@@ -21,9 +21,24 @@ class CheckpointError(ValueError):
     """A checkpoint file is missing, empty, truncated or not safe to load."""
 
 
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """The dict stored in ``path``, loaded with ``weights_only=True``; one-line errors."""
+RUN_PREFIX = "run_"  # every ``advlit fit`` checkpoints into <dirpath>/run_N
+
+
+def latest_checkpoint(path: str | Path, name: str = "last.ckpt") -> Path:
+    """``path`` itself if it is a file; for a checkpoint folder, ``name`` in its newest
+    ``run_N`` folder (or directly in it, as older advlit versions saved)."""
     path = Path(path)
+    if not path.is_dir():
+        return path
+    runs = sorted((p for p in path.glob(f"{RUN_PREFIX}*/{name}") if p.parent.name[len(RUN_PREFIX):].isdigit()),
+                  key=lambda p: int(p.parent.name[len(RUN_PREFIX):]))
+    return runs[-1] if runs else path / name
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """The dict stored in ``path`` (a file, or a checkpoint folder: its newest run's
+    ``last.ckpt``), loaded with ``weights_only=True``; one-line errors."""
+    path = latest_checkpoint(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
     if path.stat().st_size == 0:

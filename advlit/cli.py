@@ -11,8 +11,10 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import WandbLogger
 
-from advlit.checkpoints import CheckpointError, load_checkpoint
+from advlit.checkpoints import RUN_PREFIX, CheckpointError, latest_checkpoint, load_checkpoint
 from advlit.defenses import RobustClassifier
+
+RUN_ENV = "ADVLIT_RUN"  # the run number, shared with DDP worker processes
 
 
 class LoggedSaveConfigCallback(SaveConfigCallback):
@@ -27,9 +29,10 @@ class AdvlitCLI(LightningCLI):
     """LightningCLI in subclass mode for the model (a RobustClassifier) and the data.
 
     The datamodule's ``num_classes`` is linked into the classifier network. In a new
-    process, ``--ckpt_path last`` finds ``last.ckpt`` of the config's ModelCheckpoint, and
-    ``--ckpt_path best`` the best checkpoint recorded in that ``last.ckpt``; a missing one is
-    an error. Checkpoints load with ``weights_only=True`` (advlit.checkpoints).
+    process, ``--ckpt_path last`` finds ``last.ckpt`` of the newest run (every ``fit`` writes
+    its checkpoints to ``<dirpath>/run_N``), and ``--ckpt_path best`` the best checkpoint
+    recorded in that ``last.ckpt``; a missing one is an error. Checkpoints load with
+    ``weights_only=True`` (advlit.checkpoints).
     """
 
     def add_arguments_to_parser(self, parser) -> None:
@@ -51,29 +54,58 @@ class AdvlitCLI(LightningCLI):
         if config["weights_only"]:
             load_checkpoint(ckpt)
 
-    def _find_checkpoint(self, which: str) -> Path:
+    def _checkpoint_callback(self) -> ModelCheckpoint | None:
         callbacks = [c for c in self.trainer.checkpoint_callbacks if isinstance(c, ModelCheckpoint) and c.dirpath]
-        if not callbacks:
+        return callbacks[0] if callbacks else None
+
+    def _find_checkpoint(self, which: str) -> Path:
+        """``last.ckpt`` of the newest run under the config's checkpoint folder, or that run's best."""
+        callback = self._checkpoint_callback()
+        if callback is None:
             raise CheckpointError(f"--ckpt_path {which} needs a ModelCheckpoint with a dirpath in the config; "
                                   f"give the checkpoint file instead")
-        callback = callbacks[0]
         folder = Path(callback.dirpath).resolve()
-        last = folder / f"{callback.CHECKPOINT_NAME_LAST}{callback.FILE_EXTENSION}"
+        name = f"{callback.CHECKPOINT_NAME_LAST}{callback.FILE_EXTENSION}"
+        last = latest_checkpoint(folder, name)
         if not last.is_file():
-            raise CheckpointError(f"--ckpt_path {which}: no {last.name} in {str(folder)!r}; train first "
-                                  f"('advlit fit' from the same directory) or give the checkpoint file")
+            raise CheckpointError(f"--ckpt_path {which}: no {name} in {str(folder)!r} or its {RUN_PREFIX}N "
+                                  f"folders; train first ('advlit fit' from the same directory) or give the "
+                                  f"checkpoint file")
         if which == "last":
             return last
         if callback.monitor is None:
             raise CheckpointError("--ckpt_path best needs a monitored metric (ModelCheckpoint monitor) in the "
                                   "config; use --ckpt_path last or the checkpoint file")
         for key, value in load_checkpoint(last).get("callbacks", {}).items():
-            if key.startswith("ModelCheckpoint") and value.get("dirpath") == callback.dirpath:
+            if key.startswith("ModelCheckpoint") and Path(value.get("dirpath") or "").resolve() == last.parent:
                 best = value.get("best_model_path")
                 if best and Path(best).is_file():
                     return Path(best)
-        raise CheckpointError(f"--ckpt_path best: {str(folder)!r} records no best checkpoint for "
+        raise CheckpointError(f"--ckpt_path best: {str(last.parent)!r} records no best checkpoint for "
                               f"{callback.monitor!r}; use --ckpt_path last")
+
+    def _new_run_folder(self) -> None:
+        """Give this fit its own checkpoint folder ``<dirpath>/run_N`` (N one more than the
+        newest), so no run overwrites another's checkpoints; DDP worker processes (which
+        Lightning starts with LOCAL_RANK set) inherit N through the environment."""
+        callback = self._checkpoint_callback()
+        if callback is None:
+            return
+        folder = Path(callback.dirpath)
+        if RUN_ENV not in os.environ or "LOCAL_RANK" not in os.environ:  # not a DDP worker: a new run
+            taken = [int(p.name[len(RUN_PREFIX):]) for p in folder.glob(f"{RUN_PREFIX}*")
+                     if p.name[len(RUN_PREFIX):].isdigit()]
+            number = max(taken, default=-1) + 1
+            while True:  # mkdir claims the number, also against a run starting beside this one
+                try:
+                    (folder / f"{RUN_PREFIX}{number}").mkdir(parents=True)
+                    break
+                except FileExistsError:
+                    number += 1
+            os.environ[RUN_ENV] = str(number)
+        for each in self.trainer.checkpoint_callbacks:
+            if isinstance(each, ModelCheckpoint) and each.dirpath:
+                each.dirpath = str(Path(each.dirpath) / f"{RUN_PREFIX}{os.environ[RUN_ENV]}")
 
     def _finish_wandb(self) -> None:
         """End the W&B run so the next subcommand in this process starts its own."""
@@ -84,6 +116,7 @@ class AdvlitCLI(LightningCLI):
 
     def before_fit(self) -> None:
         self._resolve_checkpoint()
+        self._new_run_folder()
 
     def before_validate(self) -> None:
         self._resolve_checkpoint()

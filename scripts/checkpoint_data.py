@@ -10,7 +10,8 @@ from advlit.cli import build_cli
 
 def add_checkpoint_arguments(parser: argparse.ArgumentParser, samples: int) -> None:
     parser.add_argument("--config", default="configs/quickstart.yaml")
-    parser.add_argument("--ckpt", default="logs/quickstart/checkpoints/last.ckpt")
+    parser.add_argument("--ckpt", default="logs/quickstart/checkpoints",
+                        help="a checkpoint file, or a checkpoint folder (its newest run's last.ckpt)")
     parser.add_argument("--samples", type=int, default=samples)
 
 

@@ -7,7 +7,7 @@ compared.)
 
     pip install --no-deps torchattacks
     python scripts/compare_min_norm.py --config configs/quickstart.yaml \
-        --ckpt logs/quickstart/checkpoints/last.ckpt --samples 1000 --steps 100
+        --ckpt logs/quickstart/checkpoints --samples 1000 --steps 100
 """
 
 from __future__ import annotations

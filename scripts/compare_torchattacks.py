@@ -4,9 +4,9 @@ model, data and budget, in Linf or L2: robust accuracy (mean over seeds) and tim
     pip install --no-deps torchattacks      # its torchvision requirement would replace torch
     pip install --no-deps foolbox eagerpy GitPython gitdb smmap   # optional, also compared
     python scripts/compare_torchattacks.py --config configs/quickstart.yaml \
-        --ckpt logs/quickstart/checkpoints/last.ckpt --eps 0.2 --steps 20 --alpha 0.02
+        --ckpt logs/quickstart/checkpoints --eps 0.2 --steps 20 --alpha 0.02
     python scripts/compare_torchattacks.py --config configs/mnist/lenet_erm.yaml \
-        --ckpt logs/mnist/lenet_erm/checkpoints/last.ckpt --samples 1000 --norm l2 --eps 1.5 \
+        --ckpt logs/mnist/lenet_erm/checkpoints --samples 1000 --norm l2 --eps 1.5 \
         --steps 20 --alpha 0.1875
 """
 

@@ -10,18 +10,18 @@ from __future__ import annotations
 
 import argparse
 import os
-from pathlib import Path
 
 import torch
 from seed_table import print_table, record
 
+from advlit.checkpoints import latest_checkpoint
 from advlit.cli import build_cli
 from advlit.data import PathLengthSelection
 from advlit.data.selection import load_classifier
 from advlit.models import LeNet5
 
 CLEAN, POISON = "configs/mnist/lenet_01.yaml", "configs/mnist/poison_path_01.yaml"
-CHECKPOINT = "logs/mnist/lenet_01/checkpoints/last.ckpt"
+CHECKPOINTS = "logs/mnist/lenet_01/checkpoints"
 METRICS = ["test/clean_acc", "test/robust_acc/pgd20/eps=0.02", "test/robust_acc/pgd20/eps=0.05",
            "test/robust_acc/pgd20_l2/eps=0.25", "test/robust_acc/pgd20_l2/eps=0.5"]
 QUIET = ["--trainer.logger=false", "--trainer.enable_progress_bar=false"]
@@ -33,7 +33,7 @@ def flip_steps(data_root: str) -> torch.Tensor:
                     run=False)
     dm = cli.datamodule.datamodule
     dm.setup("fit")
-    clean = load_classifier(LeNet5(num_classes=2), CHECKPOINT)
+    clean = load_classifier(LeNet5(num_classes=2), CHECKPOINTS)
     strategy = PathLengthSelection(clean, steps=100, step_size=0.1)
     x, y = dm.train_set.images.float() / 255, dm.train_set.labels
     return strategy.flip_steps(x, y, 1 - y)
@@ -44,7 +44,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--data-root", default="../shared/data")
     args = parser.parse_args()
-    if not Path(CHECKPOINT).is_file():
+    if not latest_checkpoint(CHECKPOINTS).is_file():
         build_cli(["fit", "--config", CLEAN, *QUIET, f"--data.init_args.root={args.data_root}"])
     steps = flip_steps(args.data_root)
     edges = torch.quantile(steps.double(), torch.tensor([0.0, 0.25, 0.5, 0.75, 1.0], dtype=torch.double))

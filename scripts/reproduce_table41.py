@@ -46,7 +46,7 @@ def main() -> None:
         if config not in args.models:
             continue
         model, x, y = load_model_and_test_data(SimpleNamespace(
-            config=f"configs/mnist/{config}.yaml", ckpt=f"logs/mnist/{config}/checkpoints/last.ckpt",
+            config=f"configs/mnist/{config}.yaml", ckpt=f"logs/mnist/{config}/checkpoints",
             samples=10000))
         with torch.no_grad():
             error = 100 * (model(x).argmax(1) != y).float().mean().item()

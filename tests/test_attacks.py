@@ -158,3 +158,13 @@ def test_l1_pgd_stays_in_ball_and_is_sparse(trained_digits_cnn, digits):
     assert (norm(x_adv - x, "l1") <= 2.0 + 1e-5).all() and x_adv.min() >= 0 and x_adv.max() <= 1
     assert accuracy(trained_digits_cnn, x_adv, y) < accuracy(trained_digits_cnn, x, y) - 0.3
     assert norm(x_adv - x, "l0").mean() < 0.5 * x[0].numel()
+
+
+@pytest.mark.parametrize("bad, message", [
+    (torch.zeros(2, 1, 8, 8, dtype=torch.uint8), r"float in \[0, 1\], got dtype torch.uint8; convert uint8"),
+    (torch.full((2, 1, 8, 8), 255.0), r"must lie in \[0, 1\], got values in \[255, 255\]; divide 0-255"),
+    (torch.full((2, 1, 8, 8), float("nan")), "NaN pixels"),
+])
+def test_attacks_reject_inputs_that_are_not_float_images_in_the_unit_box(trained_digits_cnn, bad, message):
+    with pytest.raises(ValueError, match=message):
+        PGD(eps=0.1, steps=1)(trained_digits_cnn, bad, torch.zeros(2, dtype=torch.long))

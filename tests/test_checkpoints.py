@@ -35,7 +35,7 @@ def advlit(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 
 def test_a_planted_pickle_payload_does_not_run_and_the_command_fails_clearly(tmp_path):
-    folder = tmp_path / "logs" / "quickstart" / "checkpoints"
+    folder = tmp_path / "logs" / "quickstart" / "checkpoints" / "run_3"
     folder.mkdir(parents=True)
     marker = tmp_path / "pwned"
     torch.save({"state_dict": {}, "payload": Payload(str(marker))}, folder / "last.ckpt")
@@ -100,3 +100,21 @@ def test_pretrained_rejects_weights_of_another_architecture(tmp_path):
     torch.save(DigitsCNN(width=16).state_dict(), tmp_path / "w.pt")
     with pytest.raises(CheckpointError, match="does not fit DigitsCNN"):
         Pretrained(str(tmp_path / "w.pt"), architecture=DigitsCNN())
+
+
+def test_two_fits_of_one_config_keep_both_runs_and_last_means_the_newest(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    fit = ["fit", "--config", QUICKSTART, *QUIET, "--trainer.max_epochs=1", "--trainer.limit_train_batches=2",
+           "--trainer.limit_val_batches=1", "--trainer.callbacks=lightning.pytorch.callbacks.ModelCheckpoint",
+           "--trainer.callbacks.dirpath=logs/quickstart/checkpoints", "--trainer.callbacks.save_last=true"]
+    first = build_cli(fit + ["--seed_everything=1"])
+    second = build_cli(fit + ["--seed_everything=2"])
+    folder = tmp_path / "logs" / "quickstart" / "checkpoints"
+    assert sorted(p.name for p in folder.iterdir()) == ["run_0", "run_1"]
+    for run, cli in (("run_0", first), ("run_1", second)):
+        weights = load_checkpoint(folder / run / "last.ckpt")["state_dict"]
+        assert all(torch.equal(v, weights[k]) for k, v in cli.model.state_dict().items())
+    tested = build_cli(["test", "--config", QUICKSTART, *QUIET, "--trainer.callbacks=[]",
+                        "--trainer.callbacks+=lightning.pytorch.callbacks.ModelCheckpoint",
+                        "--trainer.callbacks.dirpath=logs/quickstart/checkpoints", "--ckpt_path", "last"])
+    assert tested.config_init["test"]["ckpt_path"] == str(folder / "run_1" / "last.ckpt")

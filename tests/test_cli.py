@@ -19,7 +19,7 @@ QUIET = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=
 def test_fit_then_test_with_offline_wandb(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     build_cli(["fit", "--config", QUICKSTART, "--trainer.max_epochs=2", *QUIET])
-    assert (tmp_path / "logs/quickstart/checkpoints/last.ckpt").is_file()
+    assert (tmp_path / "logs/quickstart/checkpoints/run_0/last.ckpt").is_file()
     cli = build_cli(["test", "--config", QUICKSTART, "--ckpt_path", "last", *QUIET])
     metrics = cli.trainer.callback_metrics
     for key in ["test/clean_acc", "test/robust_acc/pgd20/eps=0.05",

@@ -61,4 +61,4 @@ def test_mnist_config_trains_a_batch(tmp_path, monkeypatch):
     cli = build_cli(["fit", "--config", str(ROOT / "configs/mnist/mat_max.yaml"), *SMOKE,
                      f"--data.init_args.root={SHARED_DATA}", "--data.init_args.eval_batch_size=64"])
     assert cli.trainer.global_step == 1
-    assert (tmp_path / "logs/mnist/mat_max/checkpoints/last.ckpt").is_file()
+    assert (tmp_path / "logs/mnist/mat_max/checkpoints/run_0/last.ckpt").is_file()

@@ -207,3 +207,24 @@ def test_targeted_evaluation_of_one_source_class(trained_digits_cnn):
     assert math.isclose(targeted.results["test/clean_acc"], untargeted.results["test/clean_acc"])
     with pytest.raises(ValueError, match="targeted mode"):
         RobustnessEvaluation({"deepfool": DeepFool()}, target_class=0)
+
+
+def _fit_one_batch(module, datamodule, callbacks=()):
+    Trainer(max_epochs=1, limit_train_batches=1, limit_val_batches=0, logger=False, enable_progress_bar=False,
+            enable_model_summary=False, enable_checkpointing=False, callbacks=list(callbacks)).fit(module, datamodule)
+
+
+def test_an_eleventh_class_with_a_ten_class_head_fails_before_training():
+    module = RobustClassifier(DigitsCNN(num_classes=10))
+    before = {k: v.clone() for k, v in module.state_dict().items()}
+    with pytest.raises(ValueError, match=r"^the network outputs 10 classes but the data has 11; set the model's "
+                                         r"num_classes to 11"):
+        _fit_one_batch(module, PoisonedDataModule(DigitsDataModule(), count=10, target="new_class"))
+    assert all(torch.equal(v, before[k]) for k, v in module.state_dict().items())  # no step was taken
+
+
+@pytest.mark.parametrize("option", ["source_class", "target_class"])
+def test_an_out_of_range_source_or_target_class_is_an_error(option):
+    evaluation = RobustnessEvaluation({"pgd": PGD(eps=0.1, steps=1)}, **{option: 42})
+    with pytest.raises(ValueError, match=f"{option} 42 is not a class of the data \\(0..9\\)"):
+        _fit_one_batch(RobustClassifier(DigitsCNN()), DigitsDataModule(), [evaluation])

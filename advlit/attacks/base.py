@@ -53,6 +53,22 @@ def model_state_guard(model: nn.Module, mode: ModelMode = "eval", freeze: bool =
                 buf.copy_(value)
 
 
+def check_images(x: torch.Tensor) -> None:
+    """Attack inputs must be floating-point images in [0, 1] without NaN (one host sync)."""
+    if not x.is_floating_point():
+        raise ValueError(f"images must be float in [0, 1], got dtype {x.dtype}; convert uint8 "
+                         "batches with x.float() / 255")
+    if x.numel() == 0:
+        return
+    nan, low, high = torch.stack([x.isnan().any(), x.min() < 0, x.max() > 1]).tolist()
+    if nan:
+        raise ValueError("images contain NaN pixels; clean the data before attacking")
+    if low or high:
+        raise ValueError(f"images must lie in [0, 1], got values in [{x.min().item():g}, "
+                         f"{x.max().item():g}]; divide 0-255 images by 255 and keep any "
+                         "mean/std normalization inside the model")
+
+
 class Attack:
     """Base class: validates shared options and wraps :meth:`perturb` in the guard.
 
@@ -85,6 +101,7 @@ class Attack:
             raise ValueError(f"x has {x.shape[0]} samples but y has {y.shape[0]}")
         if index is not None and index.shape[0] != x.shape[0]:
             raise ValueError(f"index has {index.shape[0]} entries for {x.shape[0]} samples")
+        check_images(x)
         rng = (SampleRNG(n=x.shape[0], device=x.device) if index is None
                else SampleRNG.from_index(index.to(x.device), seed))
         # Lightning evaluates under inference mode; attacks need autograd, so switch it

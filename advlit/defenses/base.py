@@ -11,6 +11,7 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 from torchmetrics import MeanMetric
 
+from advlit.attacks.base import model_state_guard
 from advlit.models.acceleration import accelerate
 
 RNG_KEY = "advlit_rng_states"
@@ -43,6 +44,20 @@ class RobustClassifier(LightningModule):
         self.train_acc, self.val_acc, self.test_acc = MeanMetric(), MeanMetric(), MeanMetric()
         self.val_loss, self.test_loss = MeanMetric(), MeanMetric()
         self._pending_rng_states: dict[str, Any] | None = None
+
+    def setup(self, stage: str) -> None:
+        """Fail before training when the network's outputs do not match the data's classes
+        (e.g. 11th-class poisoning with a head fixed at 10): one forward pass of a blank image."""
+        data = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        num_classes, shape = getattr(data, "num_classes", None), getattr(data, "input_shape", None)
+        if num_classes is None or shape is None:
+            return
+        with torch.no_grad(), model_state_guard(self.model, "eval", freeze=False):
+            outputs = self.model(torch.zeros(1, *shape, device=self.device)).shape[-1]
+        if outputs != num_classes:
+            raise ValueError(f"the network outputs {outputs} classes but the data has {num_classes}; set "
+                             f"the model's num_classes to {num_classes} (the CLI links it from the data "
+                             f"unless the config fixes it)")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)

@@ -100,6 +100,12 @@ class RobustnessEvaluation(Callback):
         self.results: dict[str, float] = {}
 
     # -- when ---------------------------------------------------------------------------
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        num_classes = getattr(trainer.datamodule, "num_classes", None)
+        for name, value in (("source_class", self.source_class), ("target_class", self.target_class)):
+            if value is not None and num_classes is not None and not 0 <= value < num_classes:
+                raise ValueError(f"{name} {value} is not a class of the data (0..{num_classes - 1})")
+
     def _active(self, trainer: Trainer, stage: str) -> bool:
         if stage == "test":
             return self.on_test

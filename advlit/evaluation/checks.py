@@ -38,19 +38,6 @@ INDICATORS = ("nonfinite_logits", "silent_success", "black_box_beats_white_box")
 BLACK_BOX_TOLERANCE = 0.002  # share of points; a few stragglers are normal for any suite
 
 
-def check_images(x: torch.Tensor) -> None:
-    """Attack inputs must be floating-point images in [0, 1] without NaN."""
-    if not x.is_floating_point():
-        raise ValueError(f"images must be float in [0, 1], got dtype {x.dtype}; convert uint8 "
-                         "batches with x.float() / 255")
-    if x.isnan().any():
-        raise ValueError("images contain NaN pixels; clean the data before evaluating")
-    if x.numel() and (x.min() < 0 or x.max() > 1):
-        raise ValueError(f"images must lie in [0, 1], got values in [{x.min().item():g}, "
-                         f"{x.max().item():g}]; divide 0-255 images by 255 and keep any "
-                         "mean/std normalization inside the model")
-
-
 def gradient_check(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> str | None:
     with torch.inference_mode(False), torch.enable_grad(), model_state_guard(model):
         x, y = x.detach().clone().requires_grad_(True), y.clone()

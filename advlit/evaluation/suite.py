@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from advlit.attacks import Attack, MinNormAttack
-from advlit.attacks.base import model_state_guard
+from advlit.attacks.base import check_images, model_state_guard
 from advlit.attacks.geometry import lp_norm
 from advlit.attacks.losses import adversarial
 from advlit.evaluation import checks as _checks
@@ -285,7 +285,7 @@ class AttackSuite:
         shard, so randomness follows the sample). ``target``: make every attack targeted to
         that class (a point stays robust while it is classified correctly). ``checks``
         overrides the suite's setting for the model-probing checks (e.g. first batch only)."""
-        _checks.check_images(x)
+        check_images(x)
         index = torch.arange(x.shape[0], device=x.device) if index is None else index.to(x.device)
         # Lightning evaluates under inference mode; the engine needs ordinary tensors
         with torch.inference_mode(False):

@@ -5,8 +5,8 @@ from advlit.models.critic import Critic
 from advlit.models.cw_cnn import CWCNN
 from advlit.models.digits_cnn import DigitsCNN
 from advlit.models.lenet import LeNet5
-from advlit.models.madry_cnn import MadryCNN
 from advlit.models.linear import BinaryLinear
+from advlit.models.madry_cnn import MadryCNN
 from advlit.models.masking import InputQuantization, ScrambledGradient
 from advlit.models.mlp import MLP
 from advlit.models.nin import NiN
