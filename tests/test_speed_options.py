@@ -27,7 +27,8 @@ def test_bf16_evaluation_matches_fp32_within_one_point(trained_digits_cnn):
 
     class Recording(torch.nn.Module):
         def forward(self, x):
-            autocast_seen.append(torch.is_autocast_enabled("cpu"))
+            if x.shape[0] > 1:  # not the one-image output check at setup
+                autocast_seen.append(torch.is_autocast_enabled("cpu"))
             return trained_digits_cnn(x)
 
     module = RobustClassifier(Recording())
