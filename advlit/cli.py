@@ -18,11 +18,39 @@ RUN_ENV = "ADVLIT_RUN"  # the run number, shared with DDP worker processes
 
 
 class LoggedSaveConfigCallback(SaveConfigCallback):
-    """Save the resolved config next to the logs and send it to the logger (W&B config)."""
+    """Send the resolved config to every logger (W&B config) when the loop starts; a ``fit``
+    also writes it, atomically, as ``config.yaml`` into its own checkpoint folder (``run_N``),
+    so no later command overwrites the record of how a checkpoint was trained."""
 
-    def save_config(self, trainer, pl_module, stage: str) -> None:
-        for logger in trainer.loggers:
-            logger.log_hyperparams(self.config.as_dict())
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        if self.already_saved:
+            return
+        if trainer.is_global_zero:
+            folders = [c.dirpath for c in trainer.checkpoint_callbacks if isinstance(c, ModelCheckpoint) and c.dirpath]
+            if stage == "fit" and folders:
+                folder = Path(folders[0])
+                folder.mkdir(parents=True, exist_ok=True)
+                partial = folder / f".{self.config_filename}.{os.getpid()}.tmp"
+                self.parser.save(self.config, str(partial), skip_none=False, overwrite=True, multifile=False)
+                os.replace(partial, folder / self.config_filename)
+            self.already_saved = True
+        self.already_saved = trainer.strategy.broadcast(self.already_saved)
+
+    def _log(self, trainer) -> None:
+        """Logged once the loop starts, so a run that fails in setup opens no W&B run."""
+        if trainer.is_global_zero and not getattr(self, "_logged", False):
+            for logger in trainer.loggers:
+                logger.log_hyperparams(self.config.as_dict())
+            self._logged = True
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self._log(trainer)
+
+    def on_validation_start(self, trainer, pl_module) -> None:
+        self._log(trainer)
+
+    def on_test_start(self, trainer, pl_module) -> None:
+        self._log(trainer)
 
 
 class AdvlitCLI(LightningCLI):
@@ -114,15 +142,21 @@ class AdvlitCLI(LightningCLI):
 
             wandb.finish()
 
-    def before_fit(self) -> None:
+    def _check(self) -> None:
+        """Everything that can fail before a run opens its loggers (a W&B run) or folders."""
+        if isinstance(self.model, RobustClassifier):
+            self.model.check_classes(self.datamodule)
         self._resolve_checkpoint()
+
+    def before_fit(self) -> None:
+        self._check()
         self._new_run_folder()
 
     def before_validate(self) -> None:
-        self._resolve_checkpoint()
+        self._check()
 
     def before_test(self) -> None:
-        self._resolve_checkpoint()
+        self._check()
 
     def after_fit(self) -> None:
         self._finish_wandb()
@@ -138,7 +172,7 @@ def build_cli(args=None, run: bool = True) -> AdvlitCLI:
     """Parse ``args`` (default: sys.argv) and run the subcommand; returns the CLI object."""
     return AdvlitCLI(RobustClassifier, LightningDataModule, subclass_mode_model=True,
                      subclass_mode_data=True, save_config_callback=LoggedSaveConfigCallback,
-                     save_config_kwargs={"overwrite": True}, args=args, run=run)
+                     args=args, run=run)
 
 
 def main() -> None:

@@ -114,7 +114,39 @@ def test_two_fits_of_one_config_keep_both_runs_and_last_means_the_newest(tmp_pat
     for run, cli in (("run_0", first), ("run_1", second)):
         weights = load_checkpoint(folder / run / "last.ckpt")["state_dict"]
         assert all(torch.equal(v, weights[k]) for k, v in cli.model.state_dict().items())
+        assert f"seed_everything: {cli.config['fit']['seed_everything']}" in (folder / run / "config.yaml").read_text()
+    before = sorted(p.name for p in (folder / "run_1").iterdir())
+    assert "config.yaml" in before
     tested = build_cli(["test", "--config", QUICKSTART, *QUIET, "--trainer.callbacks=[]",
                         "--trainer.callbacks+=lightning.pytorch.callbacks.ModelCheckpoint",
                         "--trainer.callbacks.dirpath=logs/quickstart/checkpoints", "--ckpt_path", "last"])
     assert tested.config_init["test"]["ckpt_path"] == str(folder / "run_1" / "last.ckpt")
+    assert sorted(p.name for p in (folder / "run_1").iterdir()) == before  # test writes nothing there
+
+
+def test_a_run_failing_in_setup_opens_no_wandb_run(tmp_path, monkeypatch, trained_digits_cnn, digits):
+    """A ten-class TorchScript network on data poisoned with an 11th class fails at setup,
+    before W&B is touched, with the one-line message."""
+    monkeypatch.chdir(tmp_path)
+    torch.jit.save(torch.jit.trace(trained_digits_cnn, digits[2][:2]), str(tmp_path / "net.pt"))
+    config = tmp_path / "config.yaml"
+    config.write_text(f"""
+trainer:
+  max_epochs: 1
+  logger:
+    class_path: lightning.pytorch.loggers.WandbLogger
+    init_args: {{project: advlit, save_dir: logs, offline: true}}
+model:
+  class_path: advlit.defenses.RobustClassifier
+  init_args:
+    model: {{class_path: advlit.models.Pretrained, init_args: {{path: {tmp_path / 'net.pt'}}}}}
+data:
+  class_path: advlit.data.PoisonedDataModule
+  init_args:
+    datamodule: {{class_path: advlit.data.DigitsDataModule}}
+    count: 10
+    target: new_class
+""")
+    with pytest.raises(ValueError, match="the network outputs 10 classes but the data has 11"):
+        build_cli(["fit", "--config", str(config), "--trainer.enable_progress_bar=false"])
+    assert not list(tmp_path.rglob("offline-run-*"))

@@ -46,13 +46,17 @@ class RobustClassifier(LightningModule):
         self._pending_rng_states: dict[str, Any] | None = None
 
     def setup(self, stage: str) -> None:
+        self.check_classes(getattr(self._trainer, "datamodule", None) if self._trainer is not None else None)
+
+    def check_classes(self, data) -> None:
         """Fail before training when the network's outputs do not match the data's classes
-        (e.g. 11th-class poisoning with a head fixed at 10): one forward pass of a blank image."""
-        data = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        (e.g. 11th-class poisoning with a head fixed at 10): one forward pass of a blank image,
+        leaving the RNG and every module's state as they were."""
         num_classes, shape = getattr(data, "num_classes", None), getattr(data, "input_shape", None)
         if num_classes is None or shape is None:
             return
-        with torch.no_grad(), model_state_guard(self.model, "eval", freeze=False):
+        with (torch.no_grad(), torch.random.fork_rng(devices=[]),
+              model_state_guard(self.model, "eval", freeze=False)):
             outputs = self.model(torch.zeros(1, *shape, device=self.device)).shape[-1]
         if outputs != num_classes:
             raise ValueError(f"the network outputs {outputs} classes but the data has {num_classes}; set "
