@@ -117,10 +117,11 @@ def test_two_fits_of_one_config_keep_both_runs_and_last_means_the_newest(tmp_pat
         assert f"seed_everything: {cli.config['fit']['seed_everything']}" in (folder / run / "config.yaml").read_text()
     before = sorted(p.name for p in (folder / "run_1").iterdir())
     assert "config.yaml" in before
-    tested = build_cli(["test", "--config", QUICKSTART, *QUIET, "--trainer.callbacks=[]",
-                        "--trainer.callbacks+=lightning.pytorch.callbacks.ModelCheckpoint",
-                        "--trainer.callbacks.dirpath=logs/quickstart/checkpoints", "--ckpt_path", "last"])
+    tested = build_cli(["test", "--config", QUICKSTART, "--config", str(ROOT / "configs/eval/standard_linf_0.3.yaml"),
+                        *QUIET, "--trainer.limit_test_batches=1", "--ckpt_path", "last"])
     assert tested.config_init["test"]["ckpt_path"] == str(folder / "run_1" / "last.ckpt")
+    metrics = tested.trainer.callback_metrics  # the experiment's suite and the appended one, side by side
+    assert "test/robust_acc/worst_linf/eps=0.2" in metrics and "test/robust_acc/apgd_ce_standard/eps=0.3" in metrics
     assert sorted(p.name for p in (folder / "run_1").iterdir()) == before  # test writes nothing there
 
 

@@ -12,7 +12,9 @@ from advlit.defenses import RobustClassifier
 from tests.conftest import SHARED_DATA
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIGS = sorted((ROOT / "configs").rglob("*.yaml"))
+PIECES = ("base", "eval")  # shared pieces, composed into the experiments
+CONFIGS = sorted(p for p in (ROOT / "configs").rglob("*.yaml") if p.parent.name not in PIECES)
+EVAL_PIECES = sorted((ROOT / "configs" / "eval").glob("*.yaml"))
 SMOKE = ["--trainer.logger=false", "--trainer.enable_progress_bar=false",
          "--trainer.enable_model_summary=false", "--trainer.max_epochs=1",
          "--trainer.limit_train_batches=1", "--trainer.limit_val_batches=1",
@@ -26,6 +28,22 @@ def test_config_instantiates(config, tmp_path, monkeypatch):
     assert isinstance(cli.model, RobustClassifier)
     logits = cli.model.model(torch.zeros(2, *cli.datamodule.input_shape))
     assert logits.shape == (2, cli.datamodule.num_classes)
+
+
+@pytest.mark.parametrize("piece", EVAL_PIECES, ids=lambda p: p.name)
+def test_an_eval_piece_adds_its_suite_and_keeps_the_checkpoint_callback(piece, monkeypatch):
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    from advlit.evaluation import RobustnessEvaluation
+
+    monkeypatch.chdir(ROOT)
+    experiment = ROOT / "configs" / "mnist" / "pgd_at.yaml"
+    cli = build_cli(["--config", str(experiment), "--config", str(piece), "--trainer.logger=false"], run=False)
+    alone = build_cli(["--config", str(experiment), "--trainer.logger=false"], run=False)
+    evaluations = [c for c in cli.trainer.callbacks if isinstance(c, RobustnessEvaluation)]
+    assert len(evaluations) == 1 + sum(isinstance(c, RobustnessEvaluation) for c in alone.trainer.callbacks)
+    assert any(isinstance(c, ModelCheckpoint) for c in cli.trainer.callbacks)
+    assert evaluations[-1].tag == "_standard" and "apgd_ce" in evaluations[-1].suite.attacks
 
 
 def write_fake_cifar(root: Path) -> None:

@@ -49,7 +49,9 @@ class RobustnessEvaluation(Callback):
     with ``standard``) an attack only attacks points still robust at its eps, and its logged
     number is the worst case so far. ``max_samples`` evaluates the first N points of the
     (ordered) evaluation set. ``eot_samples`` = n > 1 attacks and predicts through an
-    expectation over n passes, and its metric names carry ``_eot{n}``.
+    expectation over n passes, and its metric names carry ``_eot{n}``. ``tag`` is appended
+    to every attack's metric names, so a second suite (``configs/eval/*.yaml``) can sit beside
+    an experiment's own.
 
     Targeted evaluation: ``source_class`` restricts the evaluation to points of that class
     and ``target_class`` makes every attack targeted to that class; a point stays robust
@@ -66,7 +68,7 @@ class RobustnessEvaluation(Callback):
                  every_n_val_epochs: int = 0, max_samples: int | None = None, cascade: bool | None = None,
                  eot_samples: int = 1, sanity_checks: bool = True, log_examples: int = 16,
                  source_class: int | None = None, target_class: int | None = None, seed: int = 0,
-                 progress: bool = False) -> None:
+                 progress: bool = False, tag: str = "") -> None:
         attacks = dict(attacks or {})
         eps_grid = dict(eps_grid or {})
         if standard is not None:  # after the configured attacks, at its own eps unless gridded
@@ -93,7 +95,7 @@ class RobustnessEvaluation(Callback):
         self.on_test, self.every_n_val_epochs = on_test, every_n_val_epochs
         self.max_samples, self.log_examples = max_samples, log_examples
         self.eot_samples, self.sanity_checks = eot_samples, sanity_checks
-        self.tag = f"_eot{eot_samples}" if eot_samples > 1 else ""
+        self.tag = tag + (f"_eot{eot_samples}" if eot_samples > 1 else "")
         self.source_class, self.target_class = source_class, target_class
         self.states: dict[str, _StageState] = {}
         self.flags: dict[str, str] = {}  # honesty-check messages of the last finished stage
