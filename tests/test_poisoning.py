@@ -214,7 +214,8 @@ def _fit_one_batch(module, datamodule, callbacks=()):
             enable_model_summary=False, enable_checkpointing=False, callbacks=list(callbacks)).fit(module, datamodule)
 
 
-def test_an_eleventh_class_with_a_ten_class_head_fails_before_training():
+def test_an_eleventh_class_with_a_ten_class_head_fails_before_training(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the poison record goes to the trainer's (default) directory
     module = RobustClassifier(DigitsCNN(num_classes=10))
     before = {k: v.clone() for k, v in module.state_dict().items()}
     with pytest.raises(ValueError, match=r"^the network outputs 10 classes but the data has 11; set the model's "
