@@ -24,14 +24,19 @@ class CheckpointError(ValueError):
 RUN_PREFIX = "run_"  # every ``advlit fit`` checkpoints into <dirpath>/run_N
 
 
+def run_folders(folder: str | Path) -> dict[int, Path]:
+    """The ``run_N`` folders of a checkpoint folder, by N."""
+    return {int(p.name[len(RUN_PREFIX):]): p for p in Path(folder).glob(f"{RUN_PREFIX}*")
+            if p.name[len(RUN_PREFIX):].isdigit()}
+
+
 def latest_checkpoint(path: str | Path, name: str = "last.ckpt") -> Path:
     """``path`` itself if it is a file; for a checkpoint folder, ``name`` in its newest
-    ``run_N`` folder (or directly in it, as older advlit versions saved)."""
+    ``run_N`` folder that has one (or directly in it, as older advlit versions saved)."""
     path = Path(path)
     if not path.is_dir():
         return path
-    runs = sorted((p for p in path.glob(f"{RUN_PREFIX}*/{name}") if p.parent.name[len(RUN_PREFIX):].isdigit()),
-                  key=lambda p: int(p.parent.name[len(RUN_PREFIX):]))
+    runs = [run / name for _, run in sorted(run_folders(path).items()) if (run / name).is_file()]
     return runs[-1] if runs else path / name
 
 

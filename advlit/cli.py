@@ -11,10 +11,15 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import WandbLogger
 
-from advlit.checkpoints import RUN_PREFIX, CheckpointError, latest_checkpoint, load_checkpoint
+from advlit.checkpoints import RUN_PREFIX, CheckpointError, latest_checkpoint, load_checkpoint, run_folders
 from advlit.defenses import RobustClassifier
 
 RUN_ENV = "ADVLIT_RUN"  # the run number, shared with DDP worker processes
+
+
+def checkpoint_callback(trainer) -> ModelCheckpoint | None:
+    """The first ModelCheckpoint with a dirpath: where ``--ckpt_path last|best`` look and a fit writes."""
+    return next((c for c in trainer.checkpoint_callbacks if isinstance(c, ModelCheckpoint) and c.dirpath), None)
 
 
 class LoggedSaveConfigCallback(SaveConfigCallback):
@@ -26,9 +31,9 @@ class LoggedSaveConfigCallback(SaveConfigCallback):
         if self.already_saved:
             return
         if trainer.is_global_zero:
-            folders = [c.dirpath for c in trainer.checkpoint_callbacks if isinstance(c, ModelCheckpoint) and c.dirpath]
-            if stage == "fit" and folders:
-                folder = Path(folders[0])
+            callback = checkpoint_callback(trainer)
+            if stage == "fit" and callback is not None:
+                folder = Path(callback.dirpath)
                 folder.mkdir(parents=True, exist_ok=True)
                 partial = folder / f".{self.config_filename}.{os.getpid()}.tmp"
                 self.parser.save(self.config, str(partial), skip_none=False, overwrite=True, multifile=False)
@@ -82,13 +87,9 @@ class AdvlitCLI(LightningCLI):
         if config["weights_only"]:
             load_checkpoint(ckpt)
 
-    def _checkpoint_callback(self) -> ModelCheckpoint | None:
-        callbacks = [c for c in self.trainer.checkpoint_callbacks if isinstance(c, ModelCheckpoint) and c.dirpath]
-        return callbacks[0] if callbacks else None
-
     def _find_checkpoint(self, which: str) -> Path:
         """``last.ckpt`` of the newest run under the config's checkpoint folder, or that run's best."""
-        callback = self._checkpoint_callback()
+        callback = checkpoint_callback(self.trainer)
         if callback is None:
             raise CheckpointError(f"--ckpt_path {which} needs a ModelCheckpoint with a dirpath in the config; "
                                   f"give the checkpoint file instead")
@@ -116,14 +117,12 @@ class AdvlitCLI(LightningCLI):
         """Give this fit its own checkpoint folder ``<dirpath>/run_N`` (N one more than the
         newest), so no run overwrites another's checkpoints; DDP worker processes (which
         Lightning starts with LOCAL_RANK set) inherit N through the environment."""
-        callback = self._checkpoint_callback()
+        callback = checkpoint_callback(self.trainer)
         if callback is None:
             return
         folder = Path(callback.dirpath)
         if RUN_ENV not in os.environ or "LOCAL_RANK" not in os.environ:  # not a DDP worker: a new run
-            taken = [int(p.name[len(RUN_PREFIX):]) for p in folder.glob(f"{RUN_PREFIX}*")
-                     if p.name[len(RUN_PREFIX):].isdigit()]
-            number = max(taken, default=-1) + 1
+            number = max(run_folders(folder), default=-1) + 1
             while True:  # mkdir claims the number, also against a run starting beside this one
                 try:
                     (folder / f"{RUN_PREFIX}{number}").mkdir(parents=True)
