@@ -100,8 +100,7 @@ def main() -> None:
 
     models = zoo(args.root, Path(args.zoo))
     data = MNISTDataModule(root=args.root)
-    data.setup("test")
-    x, y = data.test_set.float_images()[: args.samples], data.test_set.labels[: args.samples]
+    x, y = data.split_tensors("test", args.samples)
     print(f"{args.samples} MNIST test images, Linf, {torch.get_num_threads()} threads")
     print(f"{'model':<18}{'eps':>5}{'clean':>7} | {'advlit':>7}{'time s':>8}{'grads':>7} |"
           f" {'AA':>7}{'time s':>8} | {'diff pp':>7}{'time x':>7}")

@@ -16,10 +16,10 @@ import argparse
 import json
 
 import torch
-from checkpoint_data import add_checkpoint_arguments, load_model_and_test_data
 
 from advlit.attacks import PDGD, PDPGD, CarliniWagnerL2, DeepFool, TorchattacksMinNorm
 from advlit.evaluation import AttackSuite
+from advlit.runs import add_run_arguments, load_run
 
 
 def evaluate(attack, model, x, y) -> tuple[float, float, float]:
@@ -32,7 +32,7 @@ def evaluate(attack, model, x, y) -> tuple[float, float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_checkpoint_arguments(parser, samples=1000)
+    add_run_arguments(parser, samples=1000)
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--matched", action="store_true",
                         help="give PDGD/PDPGD as many gradient evaluations as FAB: FAB computes the "
@@ -43,7 +43,8 @@ def main() -> None:
                         help='PDGD settings as JSON over the others, e.g. {"steps": 1000}')
     parser.add_argument("--pdpgd", type=json.loads, default={}, help="PDPGD-Linf settings as JSON, likewise")
     args = parser.parse_args()
-    model, x, y = load_model_and_test_data(args)
+    run = load_run(args.config, args.ckpt)
+    model, (x, y) = run.module, run.test_tensors(args.samples)
     with torch.no_grad():
         keep = model(x).argmax(1) == y
     x, y = x[keep], y[keep]

@@ -16,9 +16,9 @@ import argparse
 import time
 
 import torch
-from checkpoint_data import add_checkpoint_arguments, load_model_and_test_data
 
 from advlit.attacks import PGD
+from advlit.runs import add_run_arguments, load_run
 
 
 def robust_accuracy(attack_fn, model, x, y, chunk: int) -> tuple[float, float]:
@@ -34,7 +34,7 @@ def robust_accuracy(attack_fn, model, x, y, chunk: int) -> tuple[float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_checkpoint_arguments(parser, samples=10000)
+    add_run_arguments(parser, samples=10000)
     parser.add_argument("--norm", choices=["linf", "l2"], default="linf")
     parser.add_argument("--eps", type=float, default=0.2)
     parser.add_argument("--alpha", type=float, default=0.02)
@@ -45,7 +45,8 @@ def main() -> None:
 
     import torchattacks
 
-    model, x, y = load_model_and_test_data(args)
+    run = load_run(args.config, args.ckpt)
+    model, (x, y) = run.module, run.test_tensors(args.samples)
 
     ours = PGD(norm=args.norm, eps=args.eps, steps=args.steps, step_size=args.alpha)
     peer = torchattacks.PGD if args.norm == "linf" else torchattacks.PGDL2

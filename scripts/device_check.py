@@ -90,9 +90,8 @@ def main() -> None:
                 model, data = cli.model.model.eval(), cli.datamodule
 
     if "eval" in args.parts and model is not None:
-        data.setup("test")
         dev = next(model.parameters()).device
-        x, y = data.test_set.float_images()[:images].to(dev), data.test_set.labels[:images].to(dev)
+        x, y = (t.to(dev) for t in data.split_tensors("test", images))
         timings = {}
         for name, run in {"advlit standard": lambda: standard_suite(norm="linf", eps=0.3).run(
                               model, x, y, index=torch.arange(len(y), device=dev)).robust,
@@ -113,15 +112,13 @@ def main() -> None:
         def robust_accuracy(net):
             net.eval()
             dev = next(net.parameters()).device
-            x, y = test.float_images()[:images].to(dev), test.labels[:images].to(dev)
+            x, y = (t.to(dev) for t in test_data.split_tensors("test", images))
             result = standard_suite(norm="linf", eps=0.3).run(net, x, y, index=torch.arange(len(y), device=dev))
             net.train()
             return result.robust_accuracy
 
         from advlit.data import MNISTDataModule
         test_data = MNISTDataModule(root=args.root)
-        test_data.setup("test")
-        test = test_data.test_set
         clock = EpochClock(robust_accuracy)
         fit("configs/mnist/speedrun.yaml", args, clock, *limit, *(["--trainer.max_epochs=2"] if args.smoke else []))
         elapsed = 0.0

@@ -16,10 +16,10 @@ import os
 import statistics
 
 import torch
-from seed_table import print_table, record
 
 from advlit.attacks import PGD
 from advlit.cli import build_cli
+from advlit.runs import SeedTable
 
 SETTINGS = {
     "clean labels": ("configs/mnist/poison_random.yaml", ["--data.init_args.fraction=0.0"]),
@@ -45,7 +45,7 @@ def main() -> None:
     parser.add_argument("--plot", default=None, help="write robust accuracy against eps here "
                                                     "(pip install 'advlit[plots]')")
     args = parser.parse_args()
-    table: dict[str, dict[str, list[float]]] = {}
+    table = SeedTable()
     for name, (config, extra) in SETTINGS.items():
         for seed in range(args.seeds):
             cli = build_cli(["fit", "--config", config, "--trainer.logger=false",
@@ -57,15 +57,15 @@ def main() -> None:
                              f"--model.init_args.model=advlit.models.{args.model}", *extra])
             train_acc = float(cli.trainer.callback_metrics["train/acc"])
             cli.trainer.test(cli.model, cli.datamodule, verbose=False)
-            record(table, name, seed, {"train/acc": train_acc, **new_class_analysis(cli), **{
+            table.record(name, seed, {"train/acc": train_acc, **new_class_analysis(cli), **{
                 key: float(cli.trainer.callback_metrics[key]) for key in METRICS}})
-    print_table(f"{args.model}, {args.train_size} MNIST training images, {args.fraction:.0%} flipped, "
+    table.print(f"{args.model}, {args.train_size} MNIST training images, {args.fraction:.0%} flipped, "
                 f"mean +- std over {args.seeds} seeds",
-                "training labels", table, ["train/acc", *METRICS, NEW_CLASS, DIGITS_ONLY,
-                                           *(f"{r}{eps}" for r in (ERROR_READING, REJECT_READING)
-                                             for eps in CURVE_EPS[1:])])
+                "training labels", ["train/acc", *METRICS, NEW_CLASS, DIGITS_ONLY,
+                                    *(f"{r}{eps}" for r in (ERROR_READING, REJECT_READING)
+                                      for eps in CURVE_EPS[1:])])
     if args.plot:
-        plot(table, args.plot, f"{args.model}, {args.train_size} images, {args.fraction:.0%} flipped, "
+        plot(table.rows, args.plot, f"{args.model}, {args.train_size} images, {args.fraction:.0%} flipped, "
                                f"{args.seeds} seeds")
 
 
@@ -78,8 +78,7 @@ def new_class_analysis(cli) -> dict[str, float]:
     a 10-class model) and the robust accuracy of the ten-digit classifier (argmax over the
     digit logits only, attacked as such)."""
     model = cli.model.eval()
-    test_set = cli.datamodule.datamodule.test_set
-    x, y = test_set.images[:1000].float() / 255, test_set.labels[:1000]
+    x, y = cli.datamodule.datamodule.split_tensors("test", 1000)
     torch.manual_seed(0)
     with torch.no_grad():
         clean = model(x).argmax(dim=1)

@@ -12,13 +12,12 @@ import argparse
 import os
 
 import torch
-from seed_table import print_table, record
 
+from advlit.attacks import FlipSteps
 from advlit.checkpoints import latest_checkpoint
 from advlit.cli import build_cli
-from advlit.data import PathLengthSelection
-from advlit.data.selection import load_classifier
 from advlit.models import LeNet5
+from advlit.runs import SeedTable
 
 CLEAN, POISON = "configs/mnist/lenet_01.yaml", "configs/mnist/poison_path_01.yaml"
 CHECKPOINTS = "logs/mnist/lenet_01/checkpoints"
@@ -31,12 +30,8 @@ def flip_steps(data_root: str) -> torch.Tensor:
     """Targeted path length of every training point on the clean model (as the strategy sees it)."""
     cli = build_cli(["--config", POISON, *QUIET, f"--data.init_args.datamodule.init_args.root={data_root}"],
                     run=False)
-    dm = cli.datamodule.datamodule
-    dm.setup("fit")
-    clean = load_classifier(LeNet5(num_classes=2), CHECKPOINTS)
-    strategy = PathLengthSelection(clean, steps=100, step_size=0.1)
-    x, y = dm.train_set.images.float() / 255, dm.train_set.labels
-    return strategy.flip_steps(x, y, 1 - y)
+    x, y = cli.datamodule.datamodule.split_tensors("train")
+    return FlipSteps(LeNet5(num_classes=2), CHECKPOINTS, steps=100, step_size=0.1).scores(x, y, 1 - y)
 
 
 def main() -> None:
@@ -50,21 +45,21 @@ def main() -> None:
     edges = torch.quantile(steps.double(), torch.tensor([0.0, 0.25, 0.5, 0.75, 1.0], dtype=torch.double))
     edges = edges.round().long().tolist()
     print(f"path lengths of the 4000 training points: quartile edges {edges}", flush=True)
-    buckets = {f"steps {lo}-{hi}": [f"--data.init_args.strategy.init_args.min_steps={lo}",
-                                    f"--data.init_args.strategy.init_args.max_steps={hi}"]
+    buckets = {f"steps {lo}-{hi}": [f"--data.init_args.strategy.init_args.min_score={lo}",
+                                    f"--data.init_args.strategy.init_args.max_score={hi}"]
                for lo, hi in zip([edges[0]] + [e + 1 for e in edges[1:-1]], edges[1:])}
     random = ["--data.init_args.strategy=advlit.data.RandomSelection"]
     settings = {"no flips": ["--data.init_args.count=0", *random], "random": random, **buckets}
-    table: dict[str, dict[str, list[float]]] = {}
+    table = SeedTable()
     for name, extra in settings.items():
         for seed in range(args.seeds):
             cli = build_cli(["fit", "--config", POISON, *QUIET, f"--seed_everything={seed}",
                              f"--data.init_args.seed={seed}",
                              f"--data.init_args.datamodule.init_args.root={args.data_root}", *extra])
             cli.trainer.test(cli.model, cli.datamodule, verbose=False)
-            record(table, name, seed, {key: float(cli.trainer.callback_metrics[key]) for key in METRICS})
-    print_table(f"MNIST 0-vs-1, LeNet-5, 100 of 4000 labels flipped, mean +- std over {args.seeds} seeds",
-                "poisons", table, METRICS, digits=4)
+            table.record(name, seed, {key: float(cli.trainer.callback_metrics[key]) for key in METRICS})
+    table.print(f"MNIST 0-vs-1, LeNet-5, 100 of 4000 labels flipped, mean +- std over {args.seeds} seeds",
+                "poisons", METRICS, digits=4)
 
 
 if __name__ == "__main__":

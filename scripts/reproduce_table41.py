@@ -11,13 +11,12 @@ their configs; printed beside the thesis's numbers.
 from __future__ import annotations
 
 import argparse
-from types import SimpleNamespace
 
 import torch
-from checkpoint_data import load_model_and_test_data
 
 from advlit.attacks import CarliniWagnerL2, DeepFool, HighConfidenceAttack
 from advlit.evaluation import AttackSuite
+from advlit.runs import load_run
 
 PAPER = {  # rho_adv under DeepFool, C&W, high-confidence attack; test error %
     "no defense": ("lenet_erm", (0.157, 0.148, 0.207)),
@@ -45,9 +44,8 @@ def main() -> None:
     for label, (config, paper) in PAPER.items():
         if config not in args.models:
             continue
-        model, x, y = load_model_and_test_data(SimpleNamespace(
-            config=f"configs/mnist/{config}.yaml", ckpt=f"logs/mnist/{config}/checkpoints",
-            samples=10000))
+        run = load_run(f"configs/mnist/{config}.yaml", f"logs/mnist/{config}/checkpoints")
+        model, (x, y) = run.module, run.test_tensors()
         with torch.no_grad():
             error = 100 * (model(x).argmax(1) != y).float().mean().item()
         x, y = x[: args.samples], y[: args.samples]

@@ -67,9 +67,7 @@ def main() -> None:
     print(f"training: {minutes:.2f} minutes", flush=True)
     net.eval()
     device = next(net.parameters()).device
-    data.setup("test")
-    x = data.test_set.float_images()[: args.samples].to(device)
-    y = data.test_set.labels[: args.samples].to(device)
+    x, y = (t.to(device) for t in data.split_tensors("test", args.samples))
     start = time.perf_counter()
     result = evaluate(net, x, y, args.batch_size)
     print(result.table())

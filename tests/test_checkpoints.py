@@ -151,3 +151,22 @@ data:
     with pytest.raises(ValueError, match="the network outputs 10 classes but the data has 11"):
         build_cli(["fit", "--config", str(config), "--trainer.enable_progress_bar=false"])
     assert not list(tmp_path.rglob("offline-run-*"))
+
+
+def test_load_run_gives_the_config_model_with_the_checkpoint_weights(tmp_path, monkeypatch):
+    from advlit.runs import SeedTable, load_run
+
+    monkeypatch.chdir(ROOT)
+    fresh = load_run(QUICKSTART)
+    weights = {k: torch.randn_like(v) if v.is_floating_point() else v
+               for k, v in fresh.module.model.state_dict().items()}
+    torch.save(weights, tmp_path / "weights.pt")
+    run = load_run(QUICKSTART, str(tmp_path / "weights.pt"))
+    assert not run.module.training
+    assert all(torch.equal(v, weights[k]) for k, v in run.module.model.state_dict().items())
+    x, y = run.test_tensors(10)
+    assert x.shape[0] == y.shape[0] == 10 and x.dtype == torch.float32 and 0 <= x.min() and x.max() <= 1
+    table = SeedTable()
+    table.record("a", 0, {"m": 1.0})
+    table.record("a", 1, {"m": 3.0})
+    assert table.rows == {"a": {"m": [1.0, 3.0]}}

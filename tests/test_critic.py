@@ -21,7 +21,7 @@ def tiny_classifier():
 
 
 def attack_loss(model, attack, x, target, weights):
-    return (attack.run(model, x, target) * weights).sum()
+    return (attack.toward(model, x, target) * weights).sum()
 
 
 @pytest.mark.parametrize("slope", [1.0, 1e4])
@@ -32,7 +32,7 @@ def test_straight_through_gradient_is_finite_and_second_order(slope):
     weights = torch.randn_like(x)
     attack = HighConfidenceAttack(steps=3, confidence=0.99, step_clip=0.02, slope=slope, differentiable=True)
     with torch.no_grad():
-        x_adv = attack.run(model, x, target)
+        x_adv = attack.toward(model, x, target)
         assert (model(x_adv).softmax(1).gather(1, target[:, None]) < 0.99).all()  # never stops here
     params = list(model.parameters())
     grads = torch.autograd.grad(attack_loss(model, attack, x, target, weights), params)
@@ -140,7 +140,7 @@ def test_each_player_is_updated_only_by_its_own_optimizer(tmp_path):
     logits = reference(x)
     reference.update_confidence(logits, y)
     t = reference.targets(logits, y)
-    x_adv = reference.attack.run(reference.model, x, t, reference.class_confidence[t]).detach()
+    x_adv = reference.attack.toward(reference.model, x, t, reference.class_confidence[t]).detach()
     opt_d_ref = reference.configure_optimizers()[0][1]
     loss, _ = reference.critic_loss(x, y, x_adv, t)
     loss.backward()
@@ -168,8 +168,8 @@ def test_without_cycle_weight_the_way_back_is_not_attacked():
     logits = defense(x)
     y = logits.argmax(1)
     calls = []
-    run = defense.attack.run
-    defense.attack.run = lambda *args: calls.append(args) or run(*args)
+    toward = defense.attack.toward
+    defense.attack.toward = lambda *args: calls.append(args) or toward(*args)
     parts = defense.classifier_loss(x, y, logits, x, (y + 1) % 3)
     assert not calls and "cycle" not in parts
     expected = parts["nll"] + defense.adv_weight * parts["adversarial"]

@@ -9,15 +9,15 @@ import torch
 from lightning.pytorch import Trainer
 from lightning.pytorch.loggers import CSVLogger
 
-from advlit.attacks import PGD, DeepFool, PathAttack
+from advlit.attacks import PGD, DeepFool, FlipSteps, PathAttack
 from advlit.cli import build_cli
 from advlit.data import (
     DigitsDataModule,
     GaussianDensitySelection,
     GaussianToyDataModule,
     GraphSelection,
-    PathLengthSelection,
     PoisonedDataModule,
+    ScoreSelection,
 )
 from advlit.data.selection import greedy_selection
 from advlit.defenses import RobustClassifier
@@ -129,14 +129,13 @@ def test_path_attack_flips_a_linear_model_in_the_expected_number_of_steps():
 
 
 def test_path_length_selection_picks_from_the_bucket(trained_digits_cnn):
-    strategy = PathLengthSelection(trained_digits_cnn, min_steps=3, max_steps=10, steps=30, step_size=0.1)
-    dm = poisoned(count=20, target="next", strategy=strategy)
-    x = dm.datamodule.train_set.images[dm.flips["index"]].float() / 255
-    steps = strategy.flip_steps(x, dm.flips["old"], dm.flips["new"])
+    flip_steps = FlipSteps(trained_digits_cnn, steps=30, step_size=0.1)
+    dm = poisoned(count=20, target="next", strategy=ScoreSelection(flip_steps, min_score=3, max_score=10))
+    x = dm.datamodule.split_tensors("train")[0][dm.flips["index"]]
+    steps = flip_steps.scores(x, dm.flips["old"], dm.flips["new"])
     assert ((steps >= 3) & (steps <= 10)).all()
     with pytest.raises(ValueError, match="widen the bucket"):
-        poisoned(count=20, target="next", strategy=PathLengthSelection(
-            trained_digits_cnn, min_steps=29, max_steps=29, steps=30, step_size=0.1))
+        poisoned(count=20, target="next", strategy=ScoreSelection(flip_steps, min_score=29, max_score=29))
 
 
 def test_fit_records_the_flips(tmp_path):

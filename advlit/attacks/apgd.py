@@ -9,8 +9,8 @@ import math
 import torch
 from torch import nn
 
-from advlit.attacks.base import FixedBudgetAttack, ModelMode, check_positive_int
-from advlit.attacks.geometry import _per_sample_view, clamp_to_box, project, random_in_ball, steepest_ascent
+from advlit.attacks.base import FixedBudgetAttack
+from advlit.attacks.geometry import batch_view, clamp_to_box
 from advlit.attacks.losses import adversarial, attack_objective, targeted_dlr
 from advlit.attacks.randomness import SampleRNG
 
@@ -40,20 +40,18 @@ class APGD(FixedBudgetAttack):
     and restart. Returns the first adversarial iterate found, else the highest-loss point.
     """
 
+    norms = ("linf", "l2")
+    hooks = ("project", "steepest_ascent", "random_start")
+    counts = ("steps", "restarts")
+
     def __init__(self, *, norm: str = "linf", eps: float, steps: int = 100, restarts: int = 1,
-                 loss: str = "ce", rho: float = 0.75, momentum: float = 0.75,
-                 targeted: bool = False, model_mode: ModelMode = "eval") -> None:
-        super().__init__(norm=norm, eps=eps, targeted=targeted, model_mode=model_mode)
+                 loss: str = "ce", rho: float = 0.75, momentum: float = 0.75, **kwargs) -> None:
+        super().__init__(norm=norm, eps=eps, **kwargs)
         self.steps, self.restarts, self.loss = steps, restarts, loss
         self.rho, self.momentum = rho, momentum
-        self.validate()
 
     def validate(self) -> None:
         super().validate()
-        if self.norm not in ("linf", "l2"):
-            raise ValueError(f"{type(self).__name__} supports norm 'linf' or 'l2', got {self.norm!r}")
-        check_positive_int("steps", self.steps)
-        check_positive_int("restarts", self.restarts)
         losses = ("ce", "margin") if self.targeted else ("ce", "dlr")
         if self.loss not in losses:
             raise ValueError(f"{type(self).__name__} loss must be one of {losses} "
@@ -86,16 +84,17 @@ class APGD(FixedBudgetAttack):
             x_adv, loss, success = self._single_run(model, x[todo], y[todo], rng[todo], sub_target,
                                                     stream + 16 * restart)
             better = success | (loss > best_loss[todo])
-            result[todo] = torch.where(_per_sample_view(better, x_adv), x_adv, result[todo])
+            result[todo] = torch.where(batch_view(better, x_adv), x_adv, result[todo])
             best_loss[todo] = torch.where(better, loss, best_loss[todo])
             found[todo] = success
         return result, found
 
     def _step(self, x0, x_k, x_prev, grad, eta, alpha) -> torch.Tensor:
-        step = _per_sample_view(eta, x_k) * steepest_ascent(grad, self.norm)
-        z = clamp_to_box(x0 + project(x_k + step - x0, self.norm, self.eps))
+        geometry = self.geometry
+        step = batch_view(eta, x_k) * geometry.steepest_ascent(grad)
+        z = clamp_to_box(x0 + geometry.project(x_k + step - x0, self.eps))
         moved = x_k + alpha * (z - x_k) + (1 - alpha) * (x_k - x_prev)
-        return clamp_to_box(x0 + project(moved - x0, self.norm, self.eps))
+        return clamp_to_box(x0 + geometry.project(moved - x0, self.eps))
 
     def _single_run(self, model, x, y, rng, target, stream):
         """One run from a random start. Returns (point, its loss, adversarial?) per sample:
@@ -114,7 +113,7 @@ class APGD(FixedBudgetAttack):
             return loss.detach(), grad, adversarial(logits.detach(), y[alive], self.targeted)
 
         x0 = x
-        x_k = clamp_to_box(x0 + random_in_ball(rng, stream, x0, self.norm, self.eps))
+        x_k = clamp_to_box(x0 + self.geometry.random_start(rng, stream, x0, self.eps))
         loss, grad, adv = evaluate(x_k, alive)
         x_prev = x_k
         eta = torch.full((n,), 2 * self.eps, device=x.device, dtype=x.dtype)
@@ -143,15 +142,15 @@ class APGD(FixedBudgetAttack):
             x_prev, x_k, loss, grad = x_k, x_new, new_loss, new_grad
             improved = loss > best_loss
             best_loss = torch.where(improved, loss, best_loss)
-            x_best = torch.where(_per_sample_view(improved, x_k), x_k, x_best)
-            grad_best = torch.where(_per_sample_view(improved, grad), grad, grad_best)
+            x_best = torch.where(batch_view(improved, x_k), x_k, x_best)
+            grad_best = torch.where(batch_view(improved, grad), grad, grad_best)
             if k + 1 in marks:
                 window = k + 1 - last_mark
                 stalled = ((increases < self.rho * window)
                            | (~eta_reduced & (loss_at_check >= best_loss)))
                 eta = torch.where(stalled, eta / 2, eta)
-                x_k = torch.where(_per_sample_view(stalled, x_k), x_best, x_k)
-                grad = torch.where(_per_sample_view(stalled, grad), grad_best, grad)
+                x_k = torch.where(batch_view(stalled, x_k), x_best, x_k)
+                grad = torch.where(batch_view(stalled, grad), grad_best, grad)
                 increases.zero_()
                 loss_at_check, eta_reduced, last_mark = best_loss.clone(), stalled, k + 1
         if alive.numel():
@@ -167,16 +166,12 @@ class APGDT(APGD):
     Cost: at most ``target_classes * restarts * steps`` forward+backward passes per sample.
     """
 
-    def __init__(self, *, norm: str = "linf", eps: float, steps: int = 100, restarts: int = 1,
-                 target_classes: int = 9, rho: float = 0.75, momentum: float = 0.75,
-                 model_mode: ModelMode = "eval") -> None:
-        self.target_classes = target_classes
-        super().__init__(norm=norm, eps=eps, steps=steps, restarts=restarts, loss="ce", rho=rho,
-                         momentum=momentum, model_mode=model_mode)
+    supports_targeted = False  # its targets are internal; y is always the true label
+    counts = ("target_classes",)
 
-    def validate(self) -> None:
-        super().validate()
-        check_positive_int("target_classes", self.target_classes)
+    def __init__(self, *, norm: str = "linf", eps: float, target_classes: int = 9, **kwargs) -> None:
+        super().__init__(norm=norm, eps=eps, loss="ce", **kwargs)
+        self.target_classes = target_classes
 
     def objective(self, logits, y, target):
         return targeted_dlr(logits, y, target)
@@ -194,6 +189,6 @@ class APGDT(APGD):
                 break
             x_adv, broken = self.run(model, x[todo], y[todo], rng[todo], ranked[todo, j],
                                      stream=1000 * (j + 1))
-            result[todo] = torch.where(_per_sample_view(broken, x_adv), x_adv, result[todo])
+            result[todo] = torch.where(batch_view(broken, x_adv), x_adv, result[todo])
             standing[todo] = ~broken
         return result

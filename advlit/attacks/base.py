@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import contextlib
 import copy
-from collections.abc import Iterator
+import functools
+from collections.abc import Callable, Iterator
 from typing import Literal
 
 import torch
 from torch import nn
 
-from advlit.attacks.geometry import NORMS
+from advlit.attacks.losses import adversarial
+from advlit.attacks.norms import Norm, get_norm
 from advlit.attacks.randomness import SampleRNG
 
 ModelMode = Literal["eval", "train"]
@@ -53,14 +55,16 @@ def model_state_guard(model: nn.Module, mode: ModelMode = "eval", freeze: bool =
                 buf.copy_(value)
 
 
-def check_images(x: torch.Tensor) -> None:
-    """Attack inputs must be floating-point images in [0, 1] without NaN (one host sync)."""
+def check_images(x: torch.Tensor, box: bool = True) -> None:
+    """Attack inputs must be floating-point images in [0, 1] (``box``) without NaN (one host
+    sync)."""
     if not x.is_floating_point():
         raise ValueError(f"images must be float in [0, 1], got dtype {x.dtype}; convert uint8 "
                          "batches with x.float() / 255")
     if x.numel() == 0:
         return
     nan, low, high = torch.stack([x.isnan().any(), x.min() < 0, x.max() > 1]).tolist()
+    low, high = low and box, high and box
     if nan:
         raise ValueError("images contain NaN pixels; clean the data before attacking")
     if low or high:
@@ -70,11 +74,15 @@ def check_images(x: torch.Tensor) -> None:
 
 
 class Attack:
-    """Base class: validates shared options and wraps :meth:`perturb` in the guard.
+    """Base class: validates the hyper-parameters once constructed and wraps :meth:`perturb`
+    in the guard.
 
     Subclasses implement ``perturb(model, x, y, rng)`` and may assume gradients are enabled,
     inference mode is off and ``x`` is an ordinary (autograd-capable) tensor. ``rng`` is a
     :class:`~advlit.attacks.randomness.SampleRNG`, the only source of an attack's randomness.
+    A subclass's constructor stores its hyper-parameters and passes the rest to its parent as
+    ``**kwargs``; :meth:`validate` runs once, after the most-derived constructor, so no
+    constructor calls it.
 
     Calling ``attack(model, x, y, index=idx, seed=s)`` with the samples' dataset indices keys
     that randomness per sample, so the result for a sample never depends on its batch or on
@@ -84,10 +92,28 @@ class Attack:
     use, so every training step gets fresh randomness.
     """
 
+    supports_targeted = True  # ``targeted=True`` makes y the target class
+    boxed = True  # inputs and outputs are images in [0, 1]
+    single_step = False  # one gradient step (FGSM): the suite checks it is not the strongest
+    gradient_free = False  # uses no gradients (Square): the suite's check against masking
+    counts: tuple[str, ...] = ()  # hyper-parameters that must be integers >= 1 (with the parents')
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        if "__init__" not in cls.__dict__:
+            return
+        init = cls.__init__
+
+        @functools.wraps(init)
+        def validated_init(self, *args, **kw):
+            init(self, *args, **kw)
+            if type(self).__init__ is validated_init:  # the most-derived constructor is done
+                self.validate()
+
+        cls.__init__ = validated_init
+
     def __init__(self, *, targeted: bool = False, model_mode: ModelMode = "eval",
                  differentiable: bool = False) -> None:
-        if model_mode not in ("eval", "train"):
-            raise ValueError(f"model_mode must be 'eval' or 'train', got {model_mode!r}")
         self.targeted = targeted
         self.model_mode = model_mode
         self.differentiable = differentiable
@@ -97,21 +123,33 @@ class Attack:
 
     def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
                  index: torch.Tensor | None = None, seed: int = 0) -> torch.Tensor:
+        x_adv = self.guarded(self.perturb, model, x, y, index, seed)
+        return x_adv if self.differentiable else x_adv.detach()
+
+    def guarded(self, run: Callable, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                index: torch.Tensor | None = None, seed: int = 0, rng: SampleRNG | None = None):
+        """``run(model, x, y, rng)`` with checked inputs, autograd on and the model guarded:
+        the one way every attack touches a model. ``rng`` (a combinator's fork of its own)
+        replaces the keys from ``index`` and ``seed``."""
         if x.shape[0] != y.shape[0]:
             raise ValueError(f"x has {x.shape[0]} samples but y has {y.shape[0]}")
         if index is not None and index.shape[0] != x.shape[0]:
             raise ValueError(f"index has {index.shape[0]} entries for {x.shape[0]} samples")
-        check_images(x)
-        rng = (SampleRNG(n=x.shape[0], device=x.device) if index is None
-               else SampleRNG.from_index(index.to(x.device), seed))
+        check_images(x, box=self.boxed)
+        if rng is None:
+            rng = (SampleRNG(n=x.shape[0], device=x.device) if index is None
+                   else SampleRNG.from_index(index.to(x.device), seed))
         # Lightning evaluates under inference mode; attacks need autograd, so switch it
         # off here (and clone, since inference tensors cannot be saved for backward).
         with torch.inference_mode(False), torch.enable_grad():
             if not self.differentiable:
                 x, y = x.detach().clone(), y.clone()
             with model_state_guard(model, self.model_mode, freeze=not self.differentiable):
-                x_adv = self.perturb(model, x, y, rng)
-        return x_adv if self.differentiable else x_adv.detach()
+                return run(model, x, y, rng)
+
+    def is_adversarial(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Per sample: classified as the target ``y`` (targeted), else not as ``y``."""
+        return adversarial(logits, y, self.targeted)
 
     def replace(self, **changes) -> Attack:
         """A copy of this attack with some hyper-parameters changed (validated again)."""
@@ -124,48 +162,70 @@ class Attack:
         return new
 
     def validate(self) -> None:
-        """Check hyper-parameters; raise ValueError naming the bad value."""
+        """Check hyper-parameters; raise ValueError naming the bad value. Subclasses extend it
+        (calling ``super().validate()``)."""
+        if self.model_mode not in ("eval", "train"):
+            raise ValueError(f"model_mode must be 'eval' or 'train', got {self.model_mode!r}")
+        if self.targeted and not self.supports_targeted:
+            raise ValueError(f"{type(self).__name__} has no targeted mode; use targeted: false")
+        for cls in reversed(type(self).__mro__):
+            for name in vars(cls).get("counts", ()):
+                check_positive_int(name, getattr(self, name))
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
         return f"{type(self).__name__}({args})"
 
 
-class FixedBudgetAttack(Attack):
-    """An attack that searches inside the ``norm`` ball of radius ``eps`` around x."""
+class NormAttack(Attack):
+    """An attack in a ``norm`` (a name from :mod:`advlit.attacks.norms`). ``norms`` lists the
+    norms the algorithm is written for (None: any norm with the ``hooks`` it calls)."""
 
-    def __init__(self, *, norm: str = "linf", eps: float, **kwargs) -> None:
+    norms: tuple[str, ...] | None = None
+    hooks: tuple[str, ...] = ()
+
+    def __init__(self, *, norm: str, **kwargs) -> None:
         super().__init__(**kwargs)
         self.norm = norm
+
+    @property
+    def geometry(self) -> Norm:
+        """The :class:`~advlit.attacks.norms.Norm` object of ``norm``."""
+        return get_norm(self.norm)
+
+    def validate(self) -> None:
+        super().validate()
+        geometry = self.geometry.require(*self.hooks, by=type(self).__name__)
+        if self.norms is not None and geometry.name not in self.norms:
+            raise ValueError(f"{type(self).__name__} supports norm in {self.norms}, got {self.norm!r}")
+
+
+class FixedBudgetAttack(NormAttack):
+    """An attack that searches inside the ``norm`` ball of radius ``eps`` around x."""
+
+    hooks = ("project",)
+
+    def __init__(self, *, norm: str = "linf", eps: float, **kwargs) -> None:
+        super().__init__(norm=norm, **kwargs)
         self.eps = eps
 
     def validate(self) -> None:
-        if self.norm not in NORMS:
-            raise ValueError(f"unknown norm {self.norm!r}; use one of {NORMS}")
+        super().validate()
         if not self.eps >= 0:
             raise ValueError(f"eps must be >= 0, got {self.eps!r}")
 
 
-class MinNormAttack(Attack):
+class MinNormAttack(NormAttack):
     """An attack that looks for the smallest ``norm`` perturbation that changes the decision.
 
     Returns, per sample, the smallest adversarial example it found and ``x`` unchanged where
     it found none. ``norms`` lists the norms a subclass supports.
     """
 
-    norms: tuple[str, ...] = ("l2",)
+    norms: tuple[str, ...] | None = ("l2",)
 
     def __init__(self, *, norm: str = "l2", **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.norm = norm
-
-    def validate(self) -> None:
-        if self.norm not in self.norms:
-            raise ValueError(f"{type(self).__name__} supports norm in {self.norms}, got {self.norm!r}")
-
-    def is_adversarial(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        pred = logits.argmax(dim=1)
-        return pred == y if self.targeted else pred != y
+        super().__init__(norm=norm, **kwargs)
 
 
 def check_positive_int(name: str, value) -> None:

@@ -8,8 +8,8 @@ import math
 import torch
 from torch import nn
 
-from advlit.attacks.base import MinNormAttack, ModelMode, check_positive_int
-from advlit.attacks.geometry import TINY, _per_sample_view, clamp_to_box
+from advlit.attacks.base import MinNormAttack
+from advlit.attacks.geometry import TINY, batch_view, clamp_to_box
 from advlit.attacks.randomness import SampleRNG
 
 
@@ -25,24 +25,22 @@ class HighConfidenceAttack(MinNormAttack):
     the derivative of sigmoid(``slope`` * (log C - log p_t)) in the backward pass, so a loss
     on x_adv back-propagates into the classifier's parameters. ``step_clip`` bounds each
     step's L2 norm (the thesis evaluates with it). ``confidence`` is a float or, through
-    :meth:`run`, one value per sample.
+    :meth:`toward`, one value per sample.
 
     As an evaluation (min-norm) attack it is untargeted by default: the target is the most
     likely other class, and it returns x_adv where the prediction changed, else x.
     """
 
     norms = ("l2",)
+    counts = ("steps",)
 
     def __init__(self, *, steps: int = 5, confidence: float = 0.95, step_clip: float | None = None,
-                 slope: float = 1.0, targeted: bool = False, model_mode: ModelMode = "eval",
-                 differentiable: bool = False) -> None:
-        super().__init__(norm="l2", targeted=targeted, model_mode=model_mode, differentiable=differentiable)
+                 slope: float = 1.0, **kwargs) -> None:
+        super().__init__(norm="l2", **kwargs)
         self.steps, self.confidence, self.step_clip, self.slope = steps, confidence, step_clip, slope
-        self.validate()
 
     def validate(self) -> None:
         super().validate()
-        check_positive_int("steps", self.steps)
         if not 0 < self.confidence < 1:
             raise ValueError(f"confidence must be in (0, 1), got {self.confidence!r}")
         if self.step_clip is not None and not self.step_clip > 0:
@@ -50,14 +48,20 @@ class HighConfidenceAttack(MinNormAttack):
         if not self.slope > 0:
             raise ValueError(f"slope must be > 0, got {self.slope!r}")
 
-    def run(self, model: nn.Module, x: torch.Tensor, target: torch.Tensor,
-            confidence: torch.Tensor | float | None = None) -> torch.Tensor:
-        """The attack iterates without the guard (the caller owns the model's state); keeps
-        the graph to the model's parameters when ``differentiable``."""
+    def toward(self, model: nn.Module, x: torch.Tensor, target: torch.Tensor,
+               confidence: torch.Tensor | float | None = None) -> torch.Tensor:
+        """The walk from x towards ``target`` (every point, reached or not), under the same
+        guard as a call; keeps the graph to the model's parameters when ``differentiable``
+        (the adversary-critic defense trains through it). ``confidence``: per sample, or the
+        attack's own."""
         c = self.confidence if confidence is None else confidence
-        log_c = torch.as_tensor(c, dtype=x.dtype, device=x.device).log().expand(x.shape[0])
-        with torch.enable_grad():
+
+        def walk(model, x, target, rng):
+            log_c = torch.as_tensor(c, dtype=x.dtype, device=x.device).log().expand(x.shape[0])
             return self._iterate(model, x, target, log_c)
+
+        x_adv = self.guarded(walk, model, x, target)
+        return x_adv if self.differentiable else x_adv.detach()
 
     def _iterate(self, model, x, target, log_c) -> torch.Tensor:
         x_adv = x if (self.differentiable and x.requires_grad) else x.detach().clone()
@@ -68,14 +72,14 @@ class HighConfidenceAttack(MinNormAttack):
             (g,) = torch.autograd.grad(log_p.sum(), x_adv, create_graph=self.differentiable)
             gap = log_c - log_p
             norm_sq = g.flatten(1).pow(2).sum(1).clamp_min(TINY)
-            r = g * _per_sample_view(gap / norm_sq, g)
+            r = g * batch_view(gap / norm_sq, g)
             if self.step_clip is not None:
                 r_norm = r.flatten(1).norm(dim=1).clamp_min(TINY)
-                r = r * _per_sample_view(torch.clamp(self.step_clip / r_norm, max=1.0), r)
+                r = r * batch_view(torch.clamp(self.step_clip / r_norm, max=1.0), r)
             hard = (gap > 0).to(x.dtype)
             soft = torch.sigmoid(self.slope * gap)
             stop = hard + (soft - soft.detach()) if self.differentiable else hard
-            x_adv = clamp_to_box(x_adv + _per_sample_view(stop, r) * r)
+            x_adv = clamp_to_box(x_adv + batch_view(stop, r) * r)
             if not self.differentiable:
                 x_adv = x_adv.detach()
         return x_adv
@@ -87,7 +91,8 @@ class HighConfidenceAttack(MinNormAttack):
             with torch.no_grad():
                 logits = model(x)
             target = logits.scatter(1, y[:, None], -math.inf).argmax(dim=1)
-        x_adv = self.run(model, x, target)
+        log_c = torch.full((x.shape[0],), self.confidence, dtype=x.dtype, device=x.device).log()
+        x_adv = self._iterate(model, x, target, log_c)
         with torch.no_grad():
             fooled = self.is_adversarial(model(x_adv), y)
-        return torch.where(_per_sample_view(fooled, x), x_adv, x)
+        return torch.where(batch_view(fooled, x), x_adv, x)

@@ -6,9 +6,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from advlit.attacks.base import MinNormAttack, ModelMode, check_positive_int
-from advlit.attacks.geometry import _per_sample_view
-from advlit.attacks.losses import margin
+from advlit.attacks.base import MinNormAttack
+from advlit.attacks.geometry import batch_view
+from advlit.attacks.losses import signed_margin
 from advlit.attacks.randomness import SampleRNG
 
 
@@ -26,30 +26,24 @@ class CarliniWagnerL2(MinNormAttack):
     at exactly 0 or 1 (tanh saturated) short runs need the larger default learning rate.
     """
 
+    counts = ("steps", "binary_search_steps")
+
     def __init__(self, *, steps: int = 200, binary_search_steps: int = 9,
                  initial_const: float = 1.0, confidence: float = 0.0,
-                 learning_rate: float = 0.05, abort_early: bool = True, targeted: bool = False,
-                 model_mode: ModelMode = "eval") -> None:
-        super().__init__(norm="l2", targeted=targeted, model_mode=model_mode)
+                 learning_rate: float = 0.05, abort_early: bool = True, **kwargs) -> None:
+        super().__init__(norm="l2", **kwargs)
         self.steps, self.binary_search_steps = steps, binary_search_steps
         self.initial_const, self.confidence = initial_const, confidence
         self.learning_rate, self.abort_early = learning_rate, abort_early
-        self.validate()
 
     def validate(self) -> None:
         super().validate()
-        check_positive_int("steps", self.steps)
-        check_positive_int("binary_search_steps", self.binary_search_steps)
         if not self.initial_const > 0:
             raise ValueError(f"initial_const must be > 0, got {self.initial_const!r}")
         if self.confidence < 0:
             raise ValueError(f"confidence must be >= 0, got {self.confidence!r}")
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate!r}")
-
-    def _margin(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        m = margin(logits, y)
-        return -m if self.targeted else m
 
     def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, rng: SampleRNG) -> torch.Tensor:
         n = x.shape[0]
@@ -69,7 +63,7 @@ class CarliniWagnerL2(MinNormAttack):
             for step in range(self.steps):
                 x_new = (torch.tanh(w) + 1) / 2
                 l2sq = (x_new - x).flatten(1).square().sum(dim=1)
-                m = self._margin(model(x_new), y)
+                m = signed_margin(model(x_new), y, self.targeted)
                 loss = l2sq + const * (m + self.confidence).clamp_min(0)
                 optimizer.zero_grad(set_to_none=True)
                 loss.sum().backward()
@@ -79,7 +73,7 @@ class CarliniWagnerL2(MinNormAttack):
                     l2 = l2sq.sqrt()
                     improved = success & (l2 < best_l2)
                     best_l2 = torch.where(improved, l2, best_l2)
-                    best = torch.where(_per_sample_view(improved, x), x_new.detach(), best)
+                    best = torch.where(batch_view(improved, x), x_new.detach(), best)
                     succeeded |= success
                 if self.abort_early and (step + 1) % check == 0:
                     # per sample: a sample whose own loss stalled stops counting (Adam is

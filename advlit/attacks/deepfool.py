@@ -5,37 +5,37 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from advlit.attacks.base import MinNormAttack, ModelMode, check_positive_int
-from advlit.attacks.geometry import TINY, _per_sample_view, clamp_to_box, project
+from advlit.attacks.base import MinNormAttack
+from advlit.attacks.geometry import TINY, batch_view, clamp_to_box
+from advlit.attacks.norms import get_norm
 from advlit.attacks.randomness import SampleRNG
 
 
 class DeepFool(MinNormAttack):
     """Iteratively step to the closest linearized decision boundary among the
-    ``candidates`` most likely other classes: r_i = (|f_k| + 1e-4) / ||w_k||_q^q * w_k
-    (L2, q = 2) or (|f_k| + 1e-4) / ||w_k||_1 * sign(w_k) (Linf), where f_k = z_k - z_y and
-    w_k its input gradient. ``step_clip`` bounds the norm of each iteration's step (the
-    thesis uses 0.5 or 0.1); the total is scaled by (1 + overshoot) and clipped to [0, 1].
-    Each iteration costs one forward and ``candidates`` backward passes over the samples not
-    yet adversarial: every ``check_every`` steps (one host sync) finished samples leave the
-    working batch, and the loop ends when none is left.
+    ``candidates`` most likely other classes: r_k = (|f_k| + 1e-4) / ||w_k||_* * d(w_k), where
+    f_k = z_k - z_y, w_k its input gradient, ||.||_* the dual norm and d the norm's
+    steepest-ascent direction (L2: w / ||w||_2; Linf: sign(w), dual L1). ``step_clip`` bounds
+    the norm of each iteration's step (the thesis uses 0.5 or 0.1); the total is scaled by
+    (1 + overshoot) and clipped to [0, 1]. Each iteration costs one forward and ``candidates``
+    backward passes over the samples not yet adversarial: every ``check_every`` steps (one host
+    sync) finished samples leave the working batch, and the loop ends when none is left.
     """
 
     norms = ("l2", "linf")
+    hooks = ("project", "steepest_ascent")
+    supports_targeted = False
+    counts = ("steps", "candidates", "check_every")
 
     def __init__(self, *, norm: str = "l2", steps: int = 50, overshoot: float = 0.02,
                  step_clip: float | None = None, candidates: int = 10, check_every: int = 5,
-                 model_mode: ModelMode = "eval") -> None:
-        super().__init__(norm=norm, model_mode=model_mode)
+                 **kwargs) -> None:
+        super().__init__(norm=norm, **kwargs)
         self.steps, self.overshoot, self.step_clip = steps, overshoot, step_clip
         self.candidates, self.check_every = candidates, check_every
-        self.validate()
 
     def validate(self) -> None:
         super().validate()
-        check_positive_int("steps", self.steps)
-        check_positive_int("candidates", self.candidates)
-        check_positive_int("check_every", self.check_every)
         if self.overshoot < 0:
             raise ValueError(f"overshoot must be >= 0, got {self.overshoot!r}")
         if self.step_clip is not None and not self.step_clip > 0:
@@ -60,7 +60,7 @@ class DeepFool(MinNormAttack):
             logits = model(x_in)
             adversarial = logits.argmax(dim=1) != y0
             new = adversarial & ~found
-            best[idx] = torch.where(_per_sample_view(new, x0), x_in.detach(), best[idx])
+            best[idx] = torch.where(batch_view(new, x0), x_in.detach(), best[idx])
             found |= adversarial
             if step == self.steps:
                 break
@@ -69,8 +69,8 @@ class DeepFool(MinNormAttack):
                 others = logits.detach().scatter(1, y0[:, None], float("-inf")).topk(k, dim=1).indices
             step_r = self._step(logits, x_in, y0, others)
             if self.step_clip is not None:
-                step_r = project(step_r, self.norm, self.step_clip)
-            r_total = r_total + step_r * _per_sample_view(~found, x0)
+                step_r = self.geometry.project(step_r, self.step_clip)
+            r_total = r_total + step_r * batch_view(~found, x0)
             x_adv = clamp_to_box(x0 + (1 + self.overshoot) * r_total)
         return best
 
@@ -78,6 +78,7 @@ class DeepFool(MinNormAttack):
         """The step to the closest linearized boundary among ``others``."""
         z_y = logits.gather(1, y[:, None]).squeeze(1)
         grad_y = torch.autograd.grad(z_y.sum(), x_in, retain_graph=True)[0]
+        geometry, dual = self.geometry, get_norm(self.geometry.dual)
         best_dist = torch.full_like(z_y, float("inf"))
         step_r = torch.zeros_like(x_in)
         for j in range(others.shape[1]):
@@ -85,14 +86,9 @@ class DeepFool(MinNormAttack):
             last = j == others.shape[1] - 1
             w = torch.autograd.grad(z_k.sum(), x_in, retain_graph=not last)[0] - grad_y
             f = (z_k - z_y).detach().abs() + 1e-4
-            if self.norm == "l2":
-                w_norm = w.flatten(1).norm(dim=1).clamp_min(TINY)
-                r = w * _per_sample_view(f / w_norm.square(), w)
-            else:
-                w_norm = w.flatten(1).abs().sum(dim=1).clamp_min(TINY)
-                r = w.sign() * _per_sample_view(f / w_norm, w)
-            dist = f / w_norm
+            dist = f / dual.measure(w).clamp_min(TINY)
+            r = geometry.steepest_ascent(w) * batch_view(dist, w)
             closer = dist < best_dist
             best_dist = torch.where(closer, dist, best_dist)
-            step_r = torch.where(_per_sample_view(closer, w), r, step_r)
+            step_r = torch.where(batch_view(closer, w), r, step_r)
         return step_r

@@ -6,9 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from advlit.attacks.base import ModelMode
 from advlit.attacks.geometry import clamp_to_box
-from advlit.attacks.pgd import PGD
+from advlit.attacks.pgd import PGD, Objective
 from advlit.attacks.randomness import SampleRNG
 
 
@@ -16,24 +15,18 @@ class KLPGD(PGD):
     """PGD that maximizes KL(softmax f(x) || softmax f(x')) over x' in the ball, started at
     x + ``init_std`` * N(0, I) (TRADES uses 0.001). Labels are not used."""
 
+    supports_targeted = False
+
     def __init__(self, *, norm: str = "linf", eps: float, steps: int = 10,
-                 step_size: float | None = None, init_std: float = 0.001,
-                 model_mode: ModelMode = "eval") -> None:
-        super().__init__(norm=norm, eps=eps, steps=steps, step_size=step_size, random_start=True,
-                         model_mode=model_mode)
+                 step_size: float | None = None, init_std: float = 0.001, **kwargs) -> None:
+        super().__init__(norm=norm, eps=eps, steps=steps, step_size=step_size, random_start=True, **kwargs)
         self.init_std = init_std
 
     def _start(self, x: torch.Tensor, rng: SampleRNG, restart: int) -> torch.Tensor:
         return clamp_to_box(x + self.init_std * rng.normal(restart, tuple(x.shape[1:]), x.dtype))
 
-    def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, rng: SampleRNG) -> torch.Tensor:
+    def objective(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> Objective:
         with torch.no_grad():
-            self._clean_log_probs = F.log_softmax(model(x), dim=1)
-        try:
-            return super().perturb(model, x, y, rng)
-        finally:
-            del self._clean_log_probs
-
-    def _objective(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        log_q = F.log_softmax(model(x), dim=1)
-        return F.kl_div(log_q, self._clean_log_probs, log_target=True, reduction="none").sum(dim=1)
+            clean = F.log_softmax(model(x), dim=1)
+        return lambda points: F.kl_div(F.log_softmax(model(points), dim=1), clean, log_target=True,
+                                       reduction="none").sum(dim=1)

@@ -15,6 +15,14 @@ def margin(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return z_y - others.amax(dim=1)
 
 
+def signed_margin(logits: torch.Tensor, y: torch.Tensor, targeted: bool = False) -> torch.Tensor:
+    """The margin an attack drives below 0: z_y - max_{j != y} z_j (untargeted), or
+    max_{j != t} z_j - z_t towards the target t = ``y`` (targeted). Positive while the point is
+    not adversarial."""
+    m = margin(logits, y)
+    return -m if targeted else m
+
+
 def adversarial(logits: torch.Tensor, y: torch.Tensor, targeted: bool = False) -> torch.Tensor:
     """Per sample: classified as the target ``y`` (targeted), or not as ``y``; a non-finite
     logit is never a correct prediction, so it counts as adversarial when untargeted."""

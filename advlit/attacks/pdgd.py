@@ -25,10 +25,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from advlit.attacks.base import MinNormAttack, ModelMode, check_positive_int
-from advlit.attacks.geometry import _per_sample_view, clamp_to_box, lp_norm, normalize_l2
-from advlit.attacks.losses import margin
-from advlit.attacks.proximal import PROXIMAL
+from advlit.attacks.base import MinNormAttack
+from advlit.attacks.geometry import batch_view, clamp_to_box, normalize_l2
+from advlit.attacks.losses import signed_margin
 from advlit.attacks.randomness import SampleRNG
 
 ADAM_BETAS = (0.9, 0.999)
@@ -41,24 +40,22 @@ class PDGD(MinNormAttack):
     towards x (:meth:`boundary_search`)."""
 
     norms = ("l2",)
+    counts = ("steps", "restarts")
 
     def __init__(self, *, norm: str = "l2", steps: int = 500, lr: float = 1.0,
                  lr_final: float = 0.01, dual_lr: float = 0.1, dual_init: float = 10.0,
                  dual_ema: float = 0.9, restarts: int = 1, random_init: float = 0.5,
                  surrogate: str = "softplus", lr_schedule: str = "exponential", refine_steps: int = 10,
-                 targeted: bool = False, model_mode: ModelMode = "eval") -> None:
-        super().__init__(norm=norm, targeted=targeted, model_mode=model_mode)
+                 **kwargs) -> None:
+        super().__init__(norm=norm, **kwargs)
         self.surrogate, self.lr_schedule = surrogate, lr_schedule
         self.steps, self.lr, self.lr_final = steps, lr, lr_final
         self.refine_steps = refine_steps
         self.dual_lr, self.dual_init, self.dual_ema = dual_lr, dual_init, dual_ema
         self.restarts, self.random_init = restarts, random_init
-        self.validate()
 
     def validate(self) -> None:
         super().validate()
-        check_positive_int("steps", self.steps)
-        check_positive_int("restarts", self.restarts)
         if not (isinstance(self.refine_steps, int) and self.refine_steps >= 0):
             raise ValueError(f"refine_steps must be an integer >= 0, got {self.refine_steps!r}")
         for name in ("lr", "dual_lr", "dual_init"):
@@ -90,7 +87,7 @@ class PDGD(MinNormAttack):
 
     def primal_step(self, state: dict, r, grad_cls, w_norm, w_cls, lr: float, step: int):
         """Adam step on w_n ||r||_2 + w_c surrogate (d||r||/dr = r / ||r||, zero-safe)."""
-        grad = _per_sample_view(w_cls, r) * grad_cls + _per_sample_view(w_norm, r) * normalize_l2(r)
+        grad = batch_view(w_cls, r) * grad_cls + batch_view(w_norm, r) * normalize_l2(r)
         return r - lr * self.adam_direction(state, grad, step)
 
     # -- loop -----------------------------------------------------------------------
@@ -107,15 +104,14 @@ class PDGD(MinNormAttack):
         for step in range(self.steps):
             r_leaf = r.detach().requires_grad_(True)
             logits = model(x + r_leaf)
-            m = margin(logits, y)
-            m = -m if self.targeted else m
+            m = signed_margin(logits, y, self.targeted)
             (grad_cls,) = torch.autograd.grad(SURROGATES[self.surrogate](m).sum(), r_leaf)
             with torch.no_grad():
                 adversarial = m < 0
-                norm = lp_norm(r, self.norm)
+                norm = self.geometry.measure(r)
                 better = adversarial & (norm < best_norm)
                 best_norm.copy_(torch.where(better, norm, best_norm))
-                best.copy_(torch.where(_per_sample_view(better, x), x + r, best))
+                best.copy_(torch.where(batch_view(better, x), x + r, best))
 
                 progress = step / max(1, self.steps - 1)
                 if self.lr_schedule == "linear":
@@ -151,10 +147,10 @@ class PDGD(MinNormAttack):
         with torch.no_grad():
             for _ in range(self.refine_steps):
                 mid = (low + high) / 2
-                adversarial = self.is_adversarial(model(x + _per_sample_view(mid, r) * r), y)
+                adversarial = self.is_adversarial(model(x + batch_view(mid, r) * r), y)
                 high = torch.where(adversarial, mid, high)
                 low = torch.where(adversarial, low, mid)
-        return torch.where(_per_sample_view(found, x), x + _per_sample_view(high, r) * r, x_adv)
+        return torch.where(batch_view(found, x), x + batch_view(high, r) * r, x_adv)
 
 
 class PDPGD(PDGD):
@@ -163,19 +159,12 @@ class PDPGD(PDGD):
     then the proximal operator of the norm (:meth:`primal_step`). ``preconditioner``
     defaults to ``adam`` for linf and ``none`` for the others, which measured best for each."""
 
-    norms = ("linf", "l2", "l1", "l0", "group_l0")
+    norms = None  # any norm with a proximal operator
+    hooks = ("prox",)
 
-    def __init__(self, *, norm: str = "linf", steps: int = 500, lr: float = 1.0,
-                 lr_final: float = 0.01, dual_lr: float = 0.1, dual_init: float = 10.0,
-                 dual_ema: float = 0.9, restarts: int = 1, random_init: float = 0.5,
-                 surrogate: str = "softplus", lr_schedule: str = "exponential", refine_steps: int = 10,
-                 preconditioner: str | None = None, targeted: bool = False,
-                 model_mode: ModelMode = "eval") -> None:
+    def __init__(self, *, norm: str = "linf", preconditioner: str | None = None, **kwargs) -> None:
+        super().__init__(norm=norm, **kwargs)
         self.preconditioner = preconditioner
-        super().__init__(norm=norm, steps=steps, lr=lr, lr_final=lr_final, dual_lr=dual_lr,
-                         dual_init=dual_init, dual_ema=dual_ema, restarts=restarts,
-                         random_init=random_init, surrogate=surrogate, lr_schedule=lr_schedule,
-                         refine_steps=refine_steps, targeted=targeted, model_mode=model_mode)
 
     def validate(self) -> None:
         super().validate()
@@ -198,8 +187,8 @@ class PDPGD(PDGD):
         """
         if self.step_rule == "adam":
             r_half = r - lr * self.adam_direction(state, grad_cls, step)
-            return PROXIMAL[self.norm](r_half, lr * w_norm / w_cls.clamp_min(1e-12))
+            return self.geometry.prox(r_half, lr * w_norm / w_cls.clamp_min(1e-12))
         g_norm = grad_cls.flatten(1).norm(dim=1)
         eta = lr / (w_cls * g_norm).clamp_min(1e-12)
         threshold = torch.where(g_norm > 0, eta * w_norm, lr * w_norm / w_cls.clamp_min(1e-12))
-        return PROXIMAL[self.norm](r - lr * normalize_l2(grad_cls), threshold)
+        return self.geometry.prox(r - lr * normalize_l2(grad_cls), threshold)

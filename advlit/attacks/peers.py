@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from advlit.attacks.base import FixedBudgetAttack, MinNormAttack
+from advlit.attacks.geometry import batch_view
 from advlit.attacks.randomness import SampleRNG
 
 
@@ -27,11 +28,12 @@ class TorchattacksBudget(FixedBudgetAttack):
     """A fixed-budget torchattacks attack (``name`` e.g. "PGD", "APGD", "PGDL2"), called with
     ``eps`` plus ``options``; ``norm`` says which eps grid of the evaluation it joins."""
 
+    supports_targeted = False
+
     def __init__(self, *, name: str, norm: str = "linf", eps: float,
                  options: dict[str, Any] | None = None) -> None:
         super().__init__(norm=norm, eps=eps)
         self.name, self.options = name, dict(options or {})
-        self.validate()
 
     def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, rng: SampleRNG) -> torch.Tensor:
         return _torchattacks(self.name, model, eps=self.eps, **self.options)(x, y)
@@ -42,17 +44,17 @@ class TorchattacksMinNorm(MinNormAttack):
     ``options``; points it does not break come back unchanged."""
 
     norms = ("linf", "l2", "l1")
+    supports_targeted = False
 
     def __init__(self, *, name: str, norm: str = "l2", options: dict[str, Any] | None = None) -> None:
         super().__init__(norm=norm)
         self.name, self.options = name, dict(options or {})
-        self.validate()
 
     def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, rng: SampleRNG) -> torch.Tensor:
         x_adv = _torchattacks(self.name, model, **self.options)(x, y)
         with torch.no_grad():
             fooled = self.is_adversarial(model(x_adv), y)
-        return torch.where(fooled.view(-1, *([1] * (x.dim() - 1))), x_adv, x)
+        return torch.where(batch_view(fooled, x), x_adv, x)
 
 
 def autoattack_robust(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, norm: str = "linf",

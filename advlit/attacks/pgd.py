@@ -4,44 +4,44 @@ random starts and restarts."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
-from advlit.attacks.base import FixedBudgetAttack, ModelMode
-from advlit.attacks.geometry import clamp_to_box, project, random_in_ball, steepest_ascent
+from advlit.attacks.base import FixedBudgetAttack
+from advlit.attacks.geometry import batch_view, clamp_to_box
 from advlit.attacks.losses import LOSSES, attack_objective
 from advlit.attacks.randomness import SampleRNG
+
+Objective = Callable[[torch.Tensor], torch.Tensor]  # points -> per-sample loss to maximize
 
 
 class PGD(FixedBudgetAttack):
     """``steps`` iterations of x <- Proj_{B(x0, eps) ∩ [0,1]}(x + step_size * d), where d is
-    the steepest-ascent direction of the loss for the norm (sign for Linf, normalized
-    gradient for L2, sign on the top ``l1_sparsity`` fraction of coordinates for L1, skipping
-    pixels already at the box boundary). A K-step attack costs exactly K forward+backward passes; with
-    ``restarts`` > 1 each restart adds one forward pass to pick, per sample, the worst case
-    (misclassified first, then the higher loss).
+    the norm's steepest-ascent direction of the loss (sign for Linf, normalized gradient for
+    L2, sign on the top ``l1_sparsity`` fraction of coordinates for L1, skipping pixels already
+    at the box boundary; :mod:`advlit.attacks.norms`). A K-step attack costs exactly K
+    forward+backward passes; with ``restarts`` > 1 each restart adds one forward pass to pick,
+    per sample, the worst case (misclassified first, then the higher loss).
     """
+
+    hooks = ("project", "steepest_ascent", "random_start")
+    counts = ("steps", "restarts")
 
     def __init__(self, *, norm: str = "linf", eps: float, steps: int = 10,
                  step_size: float | None = None, random_start: bool = True, restarts: int = 1,
-                 loss: str = "ce", targeted: bool = False, model_mode: ModelMode = "eval",
-                 differentiable: bool = False, l1_sparsity: float = 0.01) -> None:
-        super().__init__(norm=norm, eps=eps, targeted=targeted, model_mode=model_mode,
-                         differentiable=differentiable)
+                 loss: str = "ce", l1_sparsity: float = 0.01, **kwargs) -> None:
+        super().__init__(norm=norm, eps=eps, **kwargs)
         self.l1_sparsity = l1_sparsity
         self.steps = steps
         self.step_size = step_size
         self.random_start = random_start
         self.restarts = restarts
         self.loss = loss
-        self.validate()
 
     def validate(self) -> None:
         super().validate()
-        if not (isinstance(self.steps, int) and self.steps >= 1):
-            raise ValueError(f"steps must be an integer >= 1, got {self.steps!r}")
-        if not (isinstance(self.restarts, int) and self.restarts >= 1):
-            raise ValueError(f"restarts must be an integer >= 1, got {self.restarts!r}")
         if self.step_size is not None and not self.step_size > 0:
             raise ValueError(f"step_size must be > 0 (or None for 2.5*eps/steps), got {self.step_size!r}")
         if self.loss not in LOSSES:
@@ -54,52 +54,51 @@ class PGD(FixedBudgetAttack):
         """The step size actually used: ``step_size`` or 2.5 * eps / steps."""
         return self.step_size if self.step_size is not None else 2.5 * self.eps / self.steps
 
-    def _objective(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return attack_objective(model(x), y, self.loss, self.targeted)
+    def objective(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> Objective:
+        """The per-sample loss to maximize at a candidate point (``loss`` of the label)."""
+        return lambda points: attack_objective(model(points), y, self.loss, self.targeted)
 
     def _start(self, x: torch.Tensor, rng: SampleRNG, restart: int) -> torch.Tensor:
-        """Starting point: random in the ball (``random_start``, see ``random_in_ball``) or x."""
+        """Starting point: random in the ball (``random_start``; see the norm's random start) or x."""
         if self.random_start:
-            return clamp_to_box(x + random_in_ball(rng, 4 * restart, x, self.norm, self.eps))
+            return clamp_to_box(x + self.geometry.random_start(rng, 4 * restart, x, self.eps))
         return x
 
-    def _single_run(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, rng: SampleRNG,
+    def _single_run(self, objective: Objective, x: torch.Tensor, rng: SampleRNG,
                     restart: int = 0) -> torch.Tensor:
+        geometry = self.geometry
         x_adv = self._start(x, rng, restart)
         for _ in range(self.steps):
             if not self.differentiable:
                 x_adv = x_adv.detach().requires_grad_(True)
             elif not x_adv.requires_grad:
                 x_adv = x_adv.requires_grad_(True)
-            objective = self._objective(model, x_adv, y).sum()
-            (grad,) = torch.autograd.grad(objective, x_adv, create_graph=self.differentiable)
-            if self.norm == "l1":  # no L1 budget on coordinates the box would clip anyway
-                grad = grad * ~(((x_adv <= 0) & (grad < 0)) | ((x_adv >= 1) & (grad > 0)))
-            x_adv = x_adv + self.alpha * steepest_ascent(grad, self.norm, self.l1_sparsity)
-            x_adv = clamp_to_box(x + project(x_adv - x, self.norm, self.eps))
+            (grad,) = torch.autograd.grad(objective(x_adv).sum(), x_adv, create_graph=self.differentiable)
+            x_adv = x_adv + self.alpha * geometry.steepest_ascent(grad, x_adv, self.l1_sparsity)
+            x_adv = clamp_to_box(x + geometry.project(x_adv - x, self.eps))
         return x_adv
 
     def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, rng: SampleRNG) -> torch.Tensor:
-        best = self._single_run(model, x, y, rng)
+        objective = self.objective(model, x, y)
+        best = self._single_run(objective, x, rng)
         if self.restarts == 1:
             return best
         with torch.no_grad():
             best_score = self._score(model, best, y)
         for restart in range(1, self.restarts):
-            candidate = self._single_run(model, x, y, rng, restart)
+            candidate = self._single_run(objective, x, rng, restart)
             with torch.no_grad():
                 score = self._score(model, candidate, y)
             better = score > best_score
-            best = torch.where(better.view(-1, *([1] * (x.dim() - 1))), candidate, best)
+            best = torch.where(batch_view(better, x), candidate, best)
             best_score = torch.maximum(score, best_score)
         return best
 
     def _score(self, model: nn.Module, x_adv: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Per-sample worst-case score: success dominates, then the attack objective."""
         logits = model(x_adv)
-        pred = logits.argmax(dim=1)
-        success = (pred == y) if self.targeted else (pred != y)
         objective = attack_objective(logits, y, self.loss, self.targeted)
+        success = self.is_adversarial(logits, y)
         return torch.where(success, torch.full_like(objective, float("inf")), objective)
 
 
@@ -111,12 +110,12 @@ class FGSM(PGD):
     then projection back onto the ball.
     """
 
-    def __init__(self, *, norm: str = "linf", eps: float, random_start: bool = False,
-                 step_size: float | None = None, loss: str = "ce", targeted: bool = False,
-                 model_mode: ModelMode = "eval", differentiable: bool = False) -> None:
-        super().__init__(norm=norm, eps=eps, steps=1, step_size=step_size,
-                         random_start=random_start, restarts=1, loss=loss, targeted=targeted,
-                         model_mode=model_mode, differentiable=differentiable)
+    single_step = True
+
+    def __init__(self, *, eps: float, random_start: bool = False, step_size: float | None = None,
+                 **kwargs) -> None:
+        super().__init__(eps=eps, steps=1, step_size=step_size, random_start=random_start, restarts=1,
+                         **kwargs)
 
     @property
     def alpha(self) -> float:

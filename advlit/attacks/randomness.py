@@ -50,6 +50,11 @@ class SampleRNG:
         index = index.to(torch.int64)
         return cls(_mix(_mix(torch.full_like(index, seed & _MASK)) ^ (index & _MASK)))
 
+    def fork(self, branch: int) -> SampleRNG:
+        """Independent per-sample keys for a sub-attack (``branch`` >= 0), e.g. in a combinator."""
+        salt = _mix(torch.tensor((branch * 0x3C6EF372 + 0x1B873593) & _MASK, device=self.keys.device))
+        return SampleRNG(_mix(self.keys ^ salt))
+
     def __getitem__(self, idx) -> SampleRNG:
         return SampleRNG(self.keys[idx])
 

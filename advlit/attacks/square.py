@@ -7,9 +7,10 @@ import math
 import torch
 from torch import nn
 
-from advlit.attacks.base import FixedBudgetAttack, ModelMode, check_positive_int
-from advlit.attacks.geometry import _per_sample_view, clamp_to_box, lp_norm
-from advlit.attacks.losses import margin
+from advlit.attacks.base import FixedBudgetAttack
+from advlit.attacks.geometry import batch_view, clamp_to_box
+from advlit.attacks.losses import signed_margin
+from advlit.attacks.norms import lp_norm
 from advlit.attacks.randomness import SampleRNG
 
 _HALVINGS = (10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000)
@@ -52,20 +53,18 @@ class Square(FixedBudgetAttack):
     as soon as it is adversarial. Randomness is per sample (``rng``), one stream per query.
     """
 
-    gradient_free = True  # the suite's check against masked gradients
+    gradient_free = True
+    norms = ("linf", "l2")
+    counts = ("queries",)
 
     def __init__(self, *, norm: str = "linf", eps: float, queries: int = 5000, p_init: float | None = None,
-                 targeted: bool = False, model_mode: ModelMode = "eval") -> None:
-        super().__init__(norm=norm, eps=eps, targeted=targeted, model_mode=model_mode)
+                 **kwargs) -> None:
+        super().__init__(norm=norm, eps=eps, **kwargs)
         self.queries = queries
         self.p_init = p_init
-        self.validate()
 
     def validate(self) -> None:
         super().validate()
-        if self.norm not in ("linf", "l2"):
-            raise ValueError(f"Square supports norm 'linf' or 'l2', got {self.norm!r}")
-        check_positive_int("queries", self.queries)
         if self.p_init is not None and not 0 < self.p_init <= 1:
             raise ValueError(f"p_init must be in (0, 1] or None, got {self.p_init!r}")
 
@@ -75,7 +74,7 @@ class Square(FixedBudgetAttack):
         return self.p_init if self.p_init is not None else 0.8
 
     def _margin(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        m = -margin(logits, y) if self.targeted else margin(logits, y)
+        m = signed_margin(logits, y, self.targeted)
         return torch.where(logits.isfinite().all(dim=1), m, -math.inf)  # non-finite: broken
 
     def _init(self, x: torch.Tensor, rng: SampleRNG) -> torch.Tensor:
@@ -89,7 +88,7 @@ class Square(FixedBudgetAttack):
         signs = rng.sign(0, (c, math.ceil(h / s), math.ceil(w / s)), x.dtype)
         signs = signs.repeat_interleave(s, 2).repeat_interleave(s, 3)[:, :, :h, :w]
         delta = pattern * signs
-        delta = delta * _per_sample_view(self.eps / lp_norm(delta, "l2").clamp_min(1e-12), x)
+        delta = delta * batch_view(self.eps / lp_norm(delta, "l2").clamp_min(1e-12), x)
         return clamp_to_box(x + delta) - x
 
     def _place(self, rng: SampleRNG, stream: int, shape, s: int):
@@ -115,7 +114,7 @@ class Square(FixedBudgetAttack):
             # a proposal that the box leaves equal to the current point wastes a query (the
             # window already had these signs, or the pixels are clipped): flip its signs
             same = ((clamp_to_box(x + proposal) - clamp_to_box(x + delta)).abs() < 1e-7).flatten(1).all(dim=1)
-            return torch.where(_per_sample_view(same, x) & window, -self.eps * signs, proposal)
+            return torch.where(batch_view(same, x) & window, -self.eps * signs, proposal)
         other = self._place(rng, stream + 4, x.shape, s)[0] & ~window
         energy = (delta.square() * (window | other)).sum(dim=(2, 3), keepdim=True).sqrt()  # per channel
         eta = _pseudo_gaussian(s, x.device, x.dtype)
@@ -124,7 +123,7 @@ class Square(FixedBudgetAttack):
         new_norm = new_window.square().sum(dim=(2, 3), keepdim=True).sqrt().clamp_min(1e-12)
         proposal = torch.where(window, new_window * energy / new_norm,
                                torch.where(other, torch.zeros_like(delta), delta))
-        return proposal * _per_sample_view(self.eps / lp_norm(proposal, "l2").clamp_min(1e-12), proposal)
+        return proposal * batch_view(self.eps / lp_norm(proposal, "l2").clamp_min(1e-12), proposal)
 
     def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, rng: SampleRNG) -> torch.Tensor:
         result = x.clone()
@@ -147,7 +146,7 @@ class Square(FixedBudgetAttack):
                 proposal = clamp_to_box(x0 + self._propose(x0, delta, sub_rng, query)) - x0
                 candidate = self._margin(model(x0 + proposal), y0)
                 better = candidate < best
-                delta = torch.where(_per_sample_view(better, delta), proposal, delta)
+                delta = torch.where(batch_view(better, delta), proposal, delta)
                 best = torch.where(better, candidate, best)
             if alive.numel():
                 result[alive] = x0 + delta

@@ -5,8 +5,8 @@ from advlit.data.poisoning import PoisonedDataModule
 from advlit.data.selection import (
     GaussianDensitySelection,
     GraphSelection,
-    PathLengthSelection,
     RandomSelection,
+    ScoreSelection,
     SelectionStrategy,
 )
 from advlit.data.toy import GaussianToyDataModule
@@ -21,5 +21,5 @@ from advlit.data.vision import (
 
 __all__ = ["CIFAR10DataModule", "DigitsDataModule", "FashionMNISTDataModule",
            "GaussianDensitySelection", "GaussianToyDataModule", "GraphSelection",
-           "ImageDataModule", "MissingDataError", "MNISTDataModule", "PathLengthSelection",
+           "ImageDataModule", "MissingDataError", "MNISTDataModule", "ScoreSelection",
            "PoisonedDataModule", "RandomSelection", "SelectionStrategy"]

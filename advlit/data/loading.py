@@ -25,10 +25,6 @@ class TensorImageDataset(Dataset):
     def __getitem__(self, index: int):
         return self.images[index], self.labels[index]
 
-    def float_images(self) -> torch.Tensor:
-        """All images as float in [0, 1] (for evaluation outside a dataloader)."""
-        return self.images.float() / 255
-
     def __getitems__(self, indices: list[int]):
         index = torch.as_tensor(indices, dtype=torch.long)
         return self.images[index], self.labels[index]

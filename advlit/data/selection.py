@@ -4,7 +4,7 @@ label each point would get) and returns ``budget`` distinct positions into that 
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Protocol
 
 import torch
 from torch import nn
@@ -177,39 +177,29 @@ class GaussianDensitySelection(_FeatureStrategy):
         return torch.cat(picked)
 
 
-class PathLengthSelection(SelectionStrategy):
-    """Adversarial-path length: the number of unbounded gradient-ascent steps a clean model
-    needs to flip a point (to its flip label with ``targeted``, else to any other class).
-    Picks ``budget`` points at random among those whose flip step lies in
-    [``min_steps``, ``max_steps``] (points that never flip count as ``steps`` + 1)."""
+class PointScore(Protocol):
+    """Anything that scores pool points, one number each, from their images, labels and flip
+    labels (e.g. :class:`advlit.attacks.FlipSteps`)."""
 
-    def __init__(self, model: nn.Module, checkpoint: str | None = None, min_steps: int = 0,
-                 max_steps: int = 1000, targeted: bool = True, steps: int = 100,
-                 step_size: float = 0.05, norm: str = "l2", batch_size: int = 1000) -> None:
-        from advlit.attacks.path import PathAttack
+    def scores(self, x: torch.Tensor, y: torch.Tensor, targets: torch.Tensor) -> torch.Tensor: ...
 
-        if min_steps > max_steps:
-            raise ValueError(f"min_steps={min_steps} > max_steps={max_steps}")
-        self.model, self.checkpoint = model, checkpoint
-        self.min_steps, self.max_steps, self.batch_size = min_steps, max_steps, batch_size
-        self.attack = PathAttack(steps=steps, step_size=step_size, norm=norm, targeted=targeted, clamp=True)
 
-    def flip_steps(self, x: torch.Tensor, y: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        model = load_classifier(self.model, self.checkpoint)
-        labels = targets if self.attack.targeted else y
-        with torch.no_grad():
-            known = model(x[:1]).shape[1]
-        if int(labels.max()) >= known:
-            raise ValueError(f"a targeted path needs flip labels the clean model knows (< {known}); "
-                             "use targeted: false with target: new_class")
-        steps = torch.cat([self.attack.path(model, a, b).flip_step
-                           for a, b in zip(x.split(self.batch_size), labels.split(self.batch_size))])
-        return torch.where(steps < 0, self.attack.steps + 1, steps)
+class ScoreSelection(SelectionStrategy):
+    """Picks ``budget`` points at random among those whose score lies in [``min_score``,
+    ``max_score``]. ``score.scores(x, y, targets)`` gives one number per pool point, e.g.
+    :class:`advlit.attacks.FlipSteps` (the adversarial-path length of Crafting Label Noise),
+    so the data package needs no attack of its own."""
+
+    def __init__(self, score: PointScore, min_score: float = float("-inf"),
+                 max_score: float = float("inf")) -> None:
+        if min_score > max_score:
+            raise ValueError(f"min_score={min_score} > max_score={max_score}")
+        self.score, self.min_score, self.max_score = score, min_score, max_score
 
     def select(self, x, y, targets, budget, generator):
-        steps = self.flip_steps(x, y, targets)
-        bucket = ((steps >= self.min_steps) & (steps <= self.max_steps)).nonzero().squeeze(1)
+        scores = self.score.scores(x, y, targets)
+        bucket = ((scores >= self.min_score) & (scores <= self.max_score)).nonzero().squeeze(1)
         if len(bucket) < budget:
-            raise ValueError(f"only {len(bucket)} points have a flip step in [{self.min_steps}, "
-                             f"{self.max_steps}], fewer than the budget {budget}; widen the bucket")
+            raise ValueError(f"only {len(bucket)} points have a score in [{self.min_score:g}, "
+                             f"{self.max_score:g}], fewer than the budget {budget}; widen the bucket")
         return bucket[torch.randperm(len(bucket), generator=generator)[:budget]]

@@ -8,6 +8,7 @@ device (``on_after_batch_transfer``), where training batches are also augmented.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import torch
 from lightning.pytorch import LightningDataModule
@@ -91,6 +92,16 @@ class ImageDataModule(LightningDataModule):
         self.train_set = TensorImageDataset(train_x[train_idx], train_y[train_idx])
         self.val_set = TensorImageDataset(train_x[val_idx], train_y[val_idx])
         self.test_set = TensorImageDataset(test_x, test_y)
+
+    def split_tensors(self, split: Literal["train", "val", "test"] = "test",
+                      limit: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(images as float in [0, 1], labels) of a split, its first ``limit`` points, for
+        evaluation outside a dataloader."""
+        if split not in ("train", "val", "test"):
+            raise ValueError(f"split must be 'train', 'val' or 'test', got {split!r}")
+        self.setup()
+        dataset = getattr(self, f"{split}_set")
+        return dataset.images[:limit].float() / 255, dataset.labels[:limit]
 
     def _select_classes(self, x: torch.Tensor, y: torch.Tensor):
         """Keep only ``classes`` and relabel them 0..k-1 in the order given."""

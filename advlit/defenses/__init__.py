@@ -1,6 +1,6 @@
 """Defenses as LightningModules, all subclassing :class:`RobustClassifier`."""
 
-from advlit.defenses.adversarial import AdversarialTraining, MixedNormAdversarialTraining
+from advlit.defenses.adversarial import AdversarialTraining
 from advlit.defenses.base import RobustClassifier
 from advlit.defenses.critic import AdversaryCritic
 from advlit.defenses.linear import RobustLinearClassifier
@@ -9,5 +9,4 @@ from advlit.defenses.trades import TRADES
 from advlit.defenses.vat import VirtualAdversarialTraining
 
 __all__ = ["TRADES", "AdversarialTraining", "AdversaryCritic", "MarginMaximization",
-           "MixedNormAdversarialTraining",
            "RobustClassifier", "RobustLinearClassifier", "VirtualAdversarialTraining"]

@@ -1,17 +1,13 @@
 """Adversarial training: FGSM / fast-AT / PGD (Madry et al. 2018; Wong et al. 2020) with a
-fraction of natural batches, and mixed-norm training over several threat models
-(MAT-Rand and MAT-Max, Maini et al. 2020)."""
+fraction of natural batches; with a combinator attack (``WorstOf``, ``RandomOf``) it is
+mixed-norm training over several threat models (MAT-Max, MAT-Rand; Maini et al. 2020)."""
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from advlit.attacks import Attack
-from advlit.attacks.base import model_state_guard
 from advlit.defenses.base import RobustClassifier
 
 
@@ -73,31 +69,3 @@ class AdversarialTraining(RobustClassifier):
             clean_loss, _ = super().training_loss(x, y)
             loss = self.clean_weight * clean_loss + (1 - self.clean_weight) * loss
         return loss, logits
-
-
-class MixedNormAdversarialTraining(AdversarialTraining):
-    """Adversarial training against the union of several threat models (Maini et al. 2020).
-
-    ``strategy="rand"`` (MAT-Rand) trains each batch on one attack drawn uniformly;
-    ``strategy="max"`` (MAT-Max) runs every attack and keeps, per sample, the example with
-    the highest cross-entropy (one extra forward pass per attack).
-    """
-
-    def __init__(self, model: nn.Module, attacks: list[Attack],
-                 strategy: Literal["rand", "max"] = "max", natural_ratio: float = 0.0, **kwargs) -> None:
-        if len(attacks) < 2:
-            raise ValueError(f"mixed-norm training needs at least 2 attacks, got {len(attacks)}")
-        if strategy not in ("rand", "max"):
-            raise ValueError(f"strategy must be 'rand' or 'max', got {strategy!r}")
-        super().__init__(model, attacks[0], natural_ratio=natural_ratio, **kwargs)
-        self.attacks = attacks
-        self.strategy = strategy
-
-    def adversarial_examples(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        if self.strategy == "rand":
-            return self.attacks[int(torch.randint(len(self.attacks), ()))](self, x, y)
-        candidates = torch.stack([attack(self, x, y) for attack in self.attacks])
-        with torch.no_grad(), model_state_guard(self, "eval", freeze=False):
-            losses = torch.stack([F.cross_entropy(self(c), y, reduction="none") for c in candidates])
-        worst = losses.argmax(dim=0)
-        return candidates[worst, torch.arange(x.shape[0], device=x.device)]

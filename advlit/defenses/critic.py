@@ -4,23 +4,36 @@ critic, like real data of the target class."""
 
 from __future__ import annotations
 
+import functools
 from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.loggers import WandbLogger
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 
 from advlit.attacks.confidence import HighConfidenceAttack
 from advlit.defenses.base import RobustClassifier
-from advlit.images import to_uint8
+from advlit.images import log_images
 from advlit.models.critic import Critic
 
 
+def paper_adam(lr: float) -> OptimizerCallable:
+    """The thesis's optimizer: Adam with beta1 0.5 (a partial, so the module stays picklable)."""
+    return functools.partial(torch.optim.Adam, lr=lr, betas=(0.5, 0.999))
+
+
+def paper_halving(optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LRScheduler:
+    """The thesis's schedule: the learning rate halves every 40 epochs."""
+    return torch.optim.lr_scheduler.StepLR(optimizer, step_size=40, gamma=0.5)
+
+
 class AdversaryCritic(RobustClassifier):
-    """Two players with manual optimization (Adam, beta1 0.5; learning rates halved every
-    ``lr_halving_epochs``, the critic's counted from its first epoch), after
-    ``pretrain_epochs`` of plain cross-entropy:
+    """Two players with manual optimization, after ``pretrain_epochs`` of plain cross-entropy.
+    The classifier takes ``optimizer`` and ``scheduler`` and the critic ``critic_optimizer``
+    and ``critic_scheduler`` from the config (schedulers step per epoch, the critic's counted
+    from its first epoch); left out, they are the thesis's Adam (beta1 0.5, lr 5e-4 for the
+    classifier, 1e-3 for the critic) halved every 40 epochs:
 
     - target class t: the most likely other class (a logit-gap proxy for the class with the
       closest decision boundary; exact linearized distances would cost k backward passes),
@@ -42,9 +55,14 @@ class AdversaryCritic(RobustClassifier):
     def __init__(self, model: nn.Module, critic: Critic, attack: HighConfidenceAttack | None = None,
                  adv_weight: float = 0.1, cycle_weight: float = 1e-2, gradient_penalty: float = 10.0,
                  target: Literal["closest", "uniform"] = "closest", pretrain_epochs: int = 1,
-                 confidence_momentum: float = 0.9, lr: float = 5e-4, critic_lr: float = 1e-3,
-                 beta1: float = 0.5, lr_halving_epochs: int = 40) -> None:
-        super().__init__(model)
+                 confidence_momentum: float = 0.9, optimizer: OptimizerCallable | None = None,
+                 scheduler: LRSchedulerCallable | None = None,
+                 critic_optimizer: OptimizerCallable | None = None,
+                 critic_scheduler: LRSchedulerCallable | None = None, **kwargs) -> None:
+        super().__init__(model, optimizer=optimizer or paper_adam(5e-4),
+                         scheduler=scheduler or paper_halving, **kwargs)
+        self.critic_optimizer = critic_optimizer or paper_adam(1e-3)
+        self.critic_scheduler = critic_scheduler or paper_halving
         self.automatic_optimization = False
         attack = attack or HighConfidenceAttack(steps=5, differentiable=True)
         if not attack.differentiable:
@@ -66,7 +84,6 @@ class AdversaryCritic(RobustClassifier):
         self.adv_weight, self.cycle_weight, self.gradient_penalty = adv_weight, cycle_weight, gradient_penalty
         self.target, self.pretrain_epochs = target, pretrain_epochs
         self.confidence_momentum = confidence_momentum
-        self.lr, self.critic_lr, self.beta1, self.lr_halving_epochs = lr, critic_lr, beta1, lr_halving_epochs
         self.register_buffer("class_confidence", torch.full((critic.num_classes,), 0.9))
         self._grid_batch: tuple[torch.Tensor, torch.Tensor] | None = None
 
@@ -115,7 +132,7 @@ class AdversaryCritic(RobustClassifier):
         parts = {"nll": nll, "adversarial": adversarial}
         total = nll + self.adv_weight * adversarial
         if self.cycle_weight > 0:  # the way back is a second differentiable attack: skip it when unused
-            x_back = self.attack.run(self.model, x_adv, y, self.class_confidence[y])
+            x_back = self.attack.toward(self.model, x_adv, y, self.class_confidence[y])
             parts["cycle"] = (x_back - x).flatten(1).pow(2).sum(1).mean()
             total = total + self.cycle_weight * parts["cycle"]
         return {"loss": total, **parts}
@@ -136,7 +153,7 @@ class AdversaryCritic(RobustClassifier):
             self.log("train/loss", loss, prog_bar=True)
             return
         t = self.targets(logits, y)
-        x_adv = self.attack.run(self.model, x, t, self.class_confidence[t])
+        x_adv = self.attack.toward(self.model, x, t, self.class_confidence[t])
 
         d_loss, d_acc = self.critic_loss(x, y, x_adv.detach(), t)
         opt_d.zero_grad()
@@ -154,11 +171,9 @@ class AdversaryCritic(RobustClassifier):
                        "train/adv_l2": (x_adv - x).detach().flatten(1).norm(dim=1).mean()}, prog_bar=False)
 
     def configure_optimizers(self):
-        betas = (self.beta1, 0.999)
-        opt_f = torch.optim.Adam(self.model.parameters(), lr=self.lr, betas=betas)
-        opt_d = torch.optim.Adam(self.critic.parameters(), lr=self.critic_lr, betas=betas)
-        schedulers = [torch.optim.lr_scheduler.StepLR(o, self.lr_halving_epochs, 0.5) for o in (opt_f, opt_d)]
-        return [opt_f, opt_d], schedulers
+        opt_f = self.optimizer(self.model.parameters())
+        opt_d = self.critic_optimizer(self.critic.parameters())
+        return [opt_f, opt_d], [self.scheduler(opt_f), self.critic_scheduler(opt_d)]
 
     def on_train_epoch_end(self) -> None:
         schedulers = self.lr_schedulers()
@@ -173,14 +188,13 @@ class AdversaryCritic(RobustClassifier):
 
     def on_test_epoch_end(self) -> None:
         batch, self._grid_batch = self._grid_batch, None
-        loggers = [lg for lg in self.loggers if isinstance(lg, WandbLogger)]
+        loggers = [lg for lg in self.loggers if hasattr(lg, "log_image")]
         if batch is None or not loggers or not self.trainer.is_global_zero:
             return
         grid = confidence_grid(self.model, *batch, self.critic.num_classes)
         if grid is not None:
-            for logger in loggers:
-                logger.log_image(key="test/confidence_grid", images=[to_uint8(grid)],
-                                 caption=["rows: source class, columns: target class (95% confidence)"])
+            log_images(loggers, "test/confidence_grid", [grid],
+                       ["rows: source class, columns: target class (95% confidence)"])
 
 
 def confidence_grid(model: nn.Module, x: torch.Tensor, y: torch.Tensor, k: int,

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from advlit.defenses.base import RobustClassifier
-from advlit.images import to_uint8
+from advlit.images import log_images
 from advlit.models.linear import BinaryLinear
 
 DUAL = {"linf": 1, "l2": 2}
@@ -40,11 +40,6 @@ class RobustLinearClassifier(RobustClassifier):
         return loss, self.model(x)
 
     def on_train_end(self) -> None:
-        from lightning.pytorch.loggers import WandbLogger
-
         direction = self.model.linear.weight.detach().sign().view(self.model.input_shape)
-        for logger in self.loggers:
-            if isinstance(logger, WandbLogger):
-                logger.log_image(key="optimal_perturbation_sign_theta",
-                                 images=[to_uint8((direction + 1) / 2)],
-                                 caption=["sign(theta): +1 white, -1 black"])
+        log_images(self.loggers, "optimal_perturbation_sign_theta", [(direction + 1) / 2],
+                   ["sign(theta): +1 white, -1 black"])

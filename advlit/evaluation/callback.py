@@ -4,7 +4,6 @@ logging, W&B media and the summary table."""
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -84,8 +83,7 @@ class RobustnessEvaluation(Callback):
         if max_samples is not None and max_samples < 1:
             raise ValueError(f"max_samples must be >= 1 or None, got {max_samples}")
         if target_class is not None:
-            untargetable = [n for n, a in attacks.items()
-                            if "targeted" not in inspect.signature(type(a)).parameters]
+            untargetable = [n for n, a in attacks.items() if not a.supports_targeted]
             if untargetable:
                 raise ValueError(f"target_class needs attacks with a targeted mode; {untargetable} "
                                  "have none (use PGD, APGD, FGSM, Square, CarliniWagnerL2, PDGD or PDPGD)")
@@ -254,7 +252,7 @@ class RobustnessEvaluation(Callback):
         attacks = self.suite.attacks
         if self.suite.cascade:
             curves = {n: c for n, c in curves.items() if isinstance(attacks[n], MinNormAttack)}
-        single = {n for n in curves if getattr(attacks[n], "steps", 2) == 1 and not self.suite.cascade}
+        single = {n for n in curves if attacks[n].single_step and not self.suite.cascade}
         return curve_checks(curves, single, {n: attacks[n].norm for n in curves},
                             {n.removesuffix(self.tag): v for n, v in unbounded.items()})
 

@@ -9,7 +9,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from advlit.attacks.base import FixedBudgetAttack, model_state_guard
-from advlit.attacks.geometry import clamp_to_box, project, steepest_ascent
+from advlit.attacks.geometry import clamp_to_box
+from advlit.attacks.norms import get_norm
 
 CHECKS = {
     "robust_acc_increases_with_eps": "robust accuracy rises with eps for an attack: the attack "
@@ -135,6 +136,7 @@ def run_checks(model: nn.Module, x: torch.Tensor, goal: torch.Tensor, result, at
 def _extra_steps_break(model, x, y, x_adv, norm: str, eps: float, steps: int = 10) -> bool:
     """Do ``steps`` more signed-gradient steps (size eps / 10) on the cross-entropy from the
     attack's final points break any of them?"""
+    geometry = get_norm(norm)
     with torch.inference_mode(False), torch.enable_grad(), model_state_guard(model):
         point = x_adv.detach().clone()
         for _ in range(steps):
@@ -143,7 +145,7 @@ def _extra_steps_break(model, x, y, x_adv, norm: str, eps: float, steps: int = 1
             if (logits.argmax(dim=1) != y).any():
                 return True
             (grad,) = torch.autograd.grad(F.cross_entropy(logits, y, reduction="sum"), point)
-            point = point.detach() + eps / 10 * steepest_ascent(grad, norm)
-            point = clamp_to_box(x + project(point - x, norm, eps))
+            point = point.detach() + eps / 10 * geometry.steepest_ascent(grad)
+            point = clamp_to_box(x + geometry.project(point - x, eps))
         with torch.no_grad():
             return bool((model(point).argmax(dim=1) != y).any())

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from lightning.pytorch.loggers import WandbLogger
 
-from advlit.images import to_uint8
+from advlit.images import log_images
 
 
 def log_wandb_media(loggers, stage: str, rows: list[list], examples: dict[str, tuple],
@@ -33,6 +33,5 @@ def log_wandb_media(loggers, stage: str, rows: list[list], examples: dict[str, t
                 media[f"{stage}/norm_histogram/{name}"] = wandb.Histogram(finite.cpu().numpy())
         logger.experiment.log(media)
         for name, (x_adv, pred, label) in examples.items():
-            logger.log_image(key=f"{stage}/adversarial_examples/{name}",
-                             images=[to_uint8(img) for img in x_adv],
-                             caption=[f"pred {p} (true {t})" for p, t in zip(pred.tolist(), label.tolist())])
+            log_images([logger], f"{stage}/adversarial_examples/{name}", list(x_adv),
+                       [f"pred {p} (true {t})" for p, t in zip(pred.tolist(), label.tolist())])

@@ -20,12 +20,10 @@ from torch import nn
 
 from advlit.attacks import Attack, MinNormAttack
 from advlit.attacks.base import check_images, model_state_guard
-from advlit.attacks.geometry import lp_norm
 from advlit.attacks.losses import adversarial
+from advlit.attacks.norms import NORMS, lp_norm
 from advlit.evaluation import checks as _checks
 from advlit.evaluation.eot import ExpectationOverTransformation
-
-NORMS = ("linf", "l2", "l1", "l0", "group_l0")
 
 
 class CountingModel(nn.Module):

@@ -2,8 +2,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from advlit.attacks import PGD
-from advlit.defenses import AdversarialTraining, MixedNormAdversarialTraining, RobustClassifier
+from advlit.attacks import PGD, RandomOf, WorstOf
+from advlit.defenses import AdversarialTraining, RobustClassifier
 from advlit.models import DigitsCNN
 
 
@@ -13,9 +13,10 @@ def test_natural_ratio_outside_unit_interval_is_rejected():
             AdversarialTraining(DigitsCNN(), PGD(eps=0.1), natural_ratio=bad)
 
 
-def test_mixed_norm_training_needs_two_attacks():
-    with pytest.raises(ValueError, match="at least 2 attacks"):
-        MixedNormAdversarialTraining(DigitsCNN(), [PGD(eps=0.1)])
+def test_combinators_need_two_attacks():
+    for combinator in (WorstOf, RandomOf):
+        with pytest.raises(ValueError, match="needs at least 2 attacks, got 1"):
+            combinator(attacks=[PGD(eps=0.1)])
 
 
 def test_natural_batches_train_on_clean_inputs(trained_digits_cnn, digits):
@@ -53,7 +54,7 @@ def test_mat_max_keeps_the_more_damaging_example_per_sample(trained_digits_cnn, 
     x, y = x[:64], y[:64]
     linf = PGD(norm="linf", eps=0.1, steps=5, random_start=False)
     l2 = PGD(norm="l2", eps=0.5, steps=5, random_start=False)
-    module = MixedNormAdversarialTraining(trained_digits_cnn, [linf, l2], strategy="max")
+    module = AdversarialTraining(trained_digits_cnn, WorstOf(attacks=[linf, l2]))
     chosen = per_sample_ce(module, module.adversarial_examples(x, y), y)
     each = torch.stack([per_sample_ce(module, a(module, x, y), y) for a in (linf, l2)])
     assert torch.allclose(chosen, each.max(0).values, atol=1e-5)
@@ -65,7 +66,7 @@ def test_mat_rand_uses_one_attack_per_batch(trained_digits_cnn, digits):
     x, y = x[:32], y[:32]
     attacks = [PGD(norm="linf", eps=0.1, steps=2, random_start=False),
                PGD(norm="l2", eps=1.0, steps=2, random_start=False)]
-    module = MixedNormAdversarialTraining(trained_digits_cnn, attacks, strategy="rand")
+    module = AdversarialTraining(trained_digits_cnn, RandomOf(attacks=attacks))
     outputs = [a(module, x, y) for a in attacks]
     used = set()
     torch.manual_seed(0)

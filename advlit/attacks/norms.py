@@ -1,0 +1,210 @@
+"""Norms as objects: everything an attack needs to know about one norm, in one place.
+
+A :class:`Norm` holds the per-sample measure, the name of its dual norm, the Euclidean
+projection onto its ball, its steepest-ascent direction, a random start in its ball and its
+proximal operator prox_{mu ||.||}(v) = argmin_z mu ||z|| + 1/2 ||z - v||^2. A hook a norm
+does not have is None, and an attack that needs it says so through :meth:`Norm.require`.
+YAML names a norm by its string (``norm: linf``); :func:`get_norm` is the one place an unknown
+name is rejected. Adding a norm is one ``Norm(...)`` entry in ``_NORMS`` below (plus tests).
+
+Every function works on a batch: the first dimension indexes samples and the norm is taken
+over all remaining dimensions; ``mu`` and a per-sample ``eps`` are (N,) tensors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from advlit.attacks.geometry import TINY, batch_view, normalize_l2
+
+# -- measures ----------------------------------------------------------------------------
+
+
+def _linf(x: torch.Tensor) -> torch.Tensor:
+    return x.flatten(1).abs().amax(dim=1)
+
+
+def _l2(x: torch.Tensor) -> torch.Tensor:
+    return x.flatten(1).norm(p=2, dim=1)
+
+
+def _l1(x: torch.Tensor) -> torch.Tensor:
+    return x.flatten(1).abs().sum(dim=1)
+
+
+def _l0(x: torch.Tensor) -> torch.Tensor:
+    return (x.flatten(1) != 0).sum(dim=1).to(x.dtype)
+
+
+def _group_l0(x: torch.Tensor) -> torch.Tensor:
+    """Number of pixels changed in any channel of an (N, C, H, W) batch."""
+    return (x != 0).any(dim=1).flatten(1).sum(dim=1).to(x.dtype)
+
+
+# -- projections onto the ball of radius eps -----------------------------------------------
+
+
+def project_linf(delta: torch.Tensor, eps: float) -> torch.Tensor:
+    """Coordinate-wise clip."""
+    return delta.clamp(-eps, eps)
+
+
+def project_l2(delta: torch.Tensor, eps: float) -> torch.Tensor:
+    """Shrink only if outside."""
+    scale = (eps / _l2(delta).clamp_min(TINY)).clamp(max=1.0)
+    return delta * batch_view(scale, delta)
+
+
+def project_l1(delta: torch.Tensor, eps: float | torch.Tensor) -> torch.Tensor:
+    """O(n log n) by sorting (Duchi et al. 2008): soft-threshold |v| at the theta that makes
+    ||.||_1 = eps. ``eps`` may be a per-sample tensor (N,)."""
+    flat = delta.flatten(1)
+    n, d = flat.shape
+    eps_t = torch.as_tensor(eps, dtype=flat.dtype, device=flat.device).expand(n)
+    magnitude = flat.abs()
+    outside = magnitude.sum(dim=1) > eps_t
+    sorted_mag = magnitude.sort(dim=1, descending=True).values
+    cumsum = sorted_mag.cumsum(dim=1)
+    ks = torch.arange(1, d + 1, device=flat.device, dtype=flat.dtype)
+    candidates = (cumsum - eps_t[:, None]) / ks
+    rho = (sorted_mag > candidates).sum(dim=1).clamp_min(1)  # number of kept coordinates
+    theta = candidates.gather(1, (rho - 1)[:, None]).clamp_min(0)
+    shrunk = (magnitude - theta).clamp_min(0) * flat.sign()
+    return torch.where(outside[:, None], shrunk, flat).view_as(delta)
+
+
+# -- steepest ascent: the unit-norm direction d maximizing <grad, d> ------------------------
+
+
+def _ascent_linf(grad: torch.Tensor, x: torch.Tensor | None = None, sparsity: float = 0.01) -> torch.Tensor:
+    return grad.sign()
+
+
+def _ascent_l2(grad: torch.Tensor, x: torch.Tensor | None = None, sparsity: float = 0.01) -> torch.Tensor:
+    return normalize_l2(grad)
+
+
+def _ascent_l1(grad: torch.Tensor, x: torch.Tensor | None = None, sparsity: float = 0.01) -> torch.Tensor:
+    """Sparse L1 descent (Tramer & Boneh 2019, SLIDE): sign(grad) on the top ``sparsity``
+    fraction of coordinates by |grad|, scaled to unit L1 norm. Given the current point ``x``,
+    coordinates that the [0, 1] box would clip anyway get no share of the budget."""
+    if x is not None:
+        grad = grad * ~(((x <= 0) & (grad < 0)) | ((x >= 1) & (grad > 0)))
+    flat = grad.flatten(1)
+    k = max(1, int(round(sparsity * flat.shape[1])))
+    threshold = flat.abs().topk(k, dim=1).values[:, -1:]
+    mask = (flat.abs() >= threshold) & (flat != 0)
+    direction = flat.sign() * mask
+    return (direction / direction.abs().sum(dim=1, keepdim=True).clamp_min(1)).view_as(grad)
+
+
+# -- random starts in the ball, per sample, from a SampleRNG --------------------------------
+# L2 and L1 draw a uniform direction at a radius uniform in [0, eps]: uniform *in volume*
+# would put every start on the sphere in high dimension (radius ~ eps u^(1/d)), far from x.
+
+
+def _start_linf(rng, stream: int, like: torch.Tensor, eps: float) -> torch.Tensor:
+    return (rng.uniform(stream, tuple(like.shape[1:]), like.dtype) * 2 - 1) * eps
+
+
+def _radius(rng, stream: int, like: torch.Tensor, eps: float) -> torch.Tensor:
+    return batch_view(rng.uniform(stream + 1, (), like.dtype) * eps, like)
+
+
+def _start_l2(rng, stream: int, like: torch.Tensor, eps: float) -> torch.Tensor:
+    """A Gaussian direction."""
+    direction = normalize_l2(rng.normal(stream, tuple(like.shape[1:]), like.dtype))
+    return direction * _radius(rng, stream, like, eps)
+
+
+def _start_l1(rng, stream: int, like: torch.Tensor, eps: float) -> torch.Tensor:
+    """Exponential spacings of the simplex with random signs."""
+    e = -rng.uniform(stream, (like[0].numel() + 1,), like.dtype).log()
+    point = (e[:, :-1] / e.sum(dim=1, keepdim=True)).view_as(like)
+    return point * rng.sign(stream + 2, tuple(like.shape[1:]), like.dtype) * _radius(rng, stream, like, eps)
+
+
+# -- proximal operators, used by the primal-dual proximal attacks (PDPGD) -------------------
+
+
+def prox_l2(v: torch.Tensor, mu: torch.Tensor) -> torch.Tensor:
+    """Block soft-threshold: v * max(0, 1 - mu / ||v||_2)."""
+    return v * batch_view((1 - mu / _l2(v).clamp_min(TINY)).clamp_min(0), v)
+
+
+def prox_l1(v: torch.Tensor, mu: torch.Tensor) -> torch.Tensor:
+    """Soft-threshold: sign(v) * max(|v| - mu, 0)."""
+    return v.sign() * (v.abs() - batch_view(mu, v)).clamp_min(0)
+
+
+def prox_linf(v: torch.Tensor, mu: torch.Tensor) -> torch.Tensor:
+    """Moreau decomposition: v - mu * Proj_{L1 ball of radius 1}(v / mu)."""
+    m = batch_view(mu.clamp_min(TINY), v)
+    return v - m * project_l1(v / m, 1.0)
+
+
+def prox_l0(v: torch.Tensor, mu: torch.Tensor) -> torch.Tensor:
+    """Hard-threshold: keep v_i where v_i^2 > 2 mu (prox of mu * ||v||_0)."""
+    return v * (v.square() > 2 * batch_view(mu, v))
+
+
+def prox_group_l0(v: torch.Tensor, mu: torch.Tensor) -> torch.Tensor:
+    """Group hard-threshold, one group per pixel across channels (v is N, C, H, W): keep a
+    pixel where ||v_pixel||_2^2 > 2 mu (prox of mu * number of changed pixels)."""
+    return v * (v.square().sum(dim=1, keepdim=True) > 2 * batch_view(mu, v))
+
+
+# -- the norms ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Norm:
+    """One norm's behaviour; see the module docstring. ``dual`` names the dual norm (the
+    distance to a linearized boundary f + <w, r> = 0 is |f| / ||w||_dual)."""
+
+    name: str
+    measure: Callable[[torch.Tensor], torch.Tensor]
+    dual: str | None = None
+    project: Callable[[torch.Tensor, float], torch.Tensor] | None = None
+    steepest_ascent: Callable[..., torch.Tensor] | None = None
+    random_start: Callable[..., torch.Tensor] | None = None
+    prox: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
+
+    def require(self, *hooks: str, by: str) -> Norm:
+        """This norm if it has every hook in ``hooks``, else a ValueError naming ``by`` (the
+        attack) and the norms that would do."""
+        missing = [h for h in hooks if getattr(self, h) is None]
+        if missing:
+            usable = [n.name for n in _NORMS.values() if all(getattr(n, h) is not None for h in hooks)]
+            raise ValueError(f"{by} needs a norm with {', '.join(hooks)}, which {self.name!r} lacks; "
+                             f"use one of {usable}")
+        return self
+
+
+_NORMS = {n.name: n for n in (
+    Norm("linf", _linf, dual="l1", project=project_linf, steepest_ascent=_ascent_linf,
+         random_start=_start_linf, prox=prox_linf),
+    Norm("l2", _l2, dual="l2", project=project_l2, steepest_ascent=_ascent_l2,
+         random_start=_start_l2, prox=prox_l2),
+    Norm("l1", _l1, dual="linf", project=project_l1, steepest_ascent=_ascent_l1,
+         random_start=_start_l1, prox=prox_l1),
+    Norm("l0", _l0, prox=prox_l0),
+    Norm("group_l0", _group_l0, prox=prox_group_l0),
+)}
+NORMS = tuple(_NORMS)
+
+
+def get_norm(name: str) -> Norm:
+    """The :class:`Norm` called ``name``; the one place an unknown name is rejected."""
+    try:
+        return _NORMS[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown norm {name!r}; use one of {NORMS}") from None
+
+
+def lp_norm(x: torch.Tensor, norm: str) -> torch.Tensor:
+    """Per-sample ``||x_i||`` in the norm called ``norm``; shape (N,)."""
+    return get_norm(norm).measure(x)
