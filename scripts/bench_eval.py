@@ -96,9 +96,17 @@ def main() -> None:
     parser.add_argument("--no-reference", action="store_true", help="skip the AutoAttack reference")
     parser.add_argument("--verbose", action="store_true",
                         help="print advlit's table (costs, flags) per model")
+    parser.add_argument("--export", action="store_true",
+                        help="only save the --models as TorchScript, <zoo>/<name>.ts "
+                             "(for compare_min_norm.py)")
     args = parser.parse_args()
 
     models = zoo(args.root, Path(args.zoo))
+    if args.export:
+        for name in args.models or models:
+            traced = torch.jit.trace(models[name][0], torch.rand(2, 1, 28, 28))
+            torch.jit.save(traced, str(Path(args.zoo) / f"{name}.ts"))
+        return
     data = MNISTDataModule(root=args.root)
     x, y = data.split_tensors("test", args.samples)
     print(f"{args.samples} MNIST test images, Linf, {torch.get_num_threads()} threads")

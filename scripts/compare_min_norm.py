@@ -1,84 +1,102 @@
-"""advlit's min-norm attacks against torchattacks' (DeepFool, C&W, FAB) on the same trained
-model and images: success rate and mean perturbation norm over the correctly classified
-images. ``--matched`` gives PDGD/PDPGD the gradient evaluations of FAB: its per-step Jacobian
-costs one gradient per class, so they get 10x its steps. (torchattacks' FAB keeps only
-adversarial examples within its eps, so eps is set to 1e6; its L1 version fails, so L1 is not
-compared.)
+"""Min-norm attacks at equal gradient budgets (in the manner of AttackBench, Cinà et al.
+2025): per norm and budget (input gradients per image), advlit's min-norm attacks and the
+installed peers' on the same model and its correctly classified test images. Prints every
+attack's success rate, mean norm over the points it broke and measured gradients per image
+(the engine's counter), then advlit's best against the best peer: success rates, mean norm
+over the points both broke, and the ratio (< 1: advlit's perturbations are smaller).
 
-    pip install --no-deps torchattacks
-    python scripts/compare_min_norm.py --config configs/quickstart.yaml \
-        --ckpt logs/quickstart/checkpoints --samples 1000 --steps 100
+A budget B gives PDGD/PDPGD, FMN, Foolbox's FMN and DDN B steps, and torchattacks' FAB B / 10
+steps (each FAB step takes the input gradient of all 10 logits). The best attack of a side is
+the one with the highest success rate, then the smallest mean norm on the points every attack
+of the row broke.
+
+    pip install --no-deps torchattacks foolbox eagerpy GitPython   # peers; never dependencies
+    python scripts/bench_eval.py --export --models erm pgd_at   # trains (once) and saves the MNIST zoo
+    python scripts/compare_min_norm.py --models logs/bench_zoo/erm.ts logs/bench_zoo/pgd_at.ts \\
+        --samples 1000 --budgets 100 200 1000
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import importlib.util
 
 import torch
 
-from advlit.attacks import PDGD, PDPGD, CarliniWagnerL2, DeepFool, TorchattacksMinNorm
+from advlit.attacks import FMN, PDGD, PDPGD, FoolboxMinNorm, TorchattacksMinNorm
+from advlit.data import MNISTDataModule
 from advlit.evaluation import AttackSuite
-from advlit.runs import add_run_arguments, load_run
+from advlit.models import Pretrained
+
+FOOLBOX_FMN = {"linf": "LInfFMNAttack", "l2": "L2FMNAttack", "l1": "L1FMNAttack"}
 
 
-def evaluate(attack, model, x, y) -> tuple[float, float, float]:
-    """(success rate, mean norm of successful ones, seconds) over correctly classified x, from
-    the evaluation engine."""
-    result = AttackSuite({"attack": attack}, checks=False).run(model, x, y)
-    stats = result.norm_statistics("attack")
-    return stats["success_rate"], stats.get("mean_norm", float("nan")), result.seconds["attack"]
+def ours(norm: str, budget: int) -> dict:
+    attacks = {f"PDPGD-{norm}": PDPGD(norm=norm, steps=budget), f"FMN-{norm}": FMN(norm=norm, steps=budget)}
+    if norm == "l2":
+        attacks["PDGD-l2"] = PDGD(steps=budget)
+    return attacks
+
+
+def peers(norm: str, budget: int) -> dict:
+    attacks = {}
+    if importlib.util.find_spec("foolbox"):
+        attacks[f"foolbox FMN-{norm}"] = FoolboxMinNorm(name=FOOLBOX_FMN[norm], norm=norm,
+                                                        options={"steps": budget})
+        if norm == "l2":
+            attacks["foolbox DDN"] = FoolboxMinNorm(name="DDNAttack", norm="l2", options={"steps": budget})
+    if importlib.util.find_spec("torchattacks") and norm in ("linf", "l2"):
+        attacks[f"torchattacks FAB-{norm}"] = TorchattacksMinNorm(
+            name="FAB", norm=norm, options={"norm": {"linf": "Linf", "l2": "L2"}[norm], "eps": 1e6,
+                                            "steps": max(1, budget // 10), "n_classes": 10})
+    return attacks
+
+
+def best(names: list[str], result, common: torch.Tensor) -> str:
+    """Highest success rate, then smallest mean norm on ``common``."""
+    return min(names, key=lambda n: (-result.norm_statistics(n)["success_rate"],
+                                     result.radius[n][common].double().mean().item()))
+
+
+def compare(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, norm: str, budget: int) -> None:
+    mine, theirs = ours(norm, budget), peers(norm, budget)
+    result = AttackSuite({**mine, **theirs}, checks=False).run(model, x, y, index=torch.arange(len(y)))
+    for name in (*mine, *theirs):
+        stats = result.norm_statistics(name)
+        mean = stats.get("mean_norm", float("nan"))
+        print(f"  {norm:<5}{budget:>6}  {name:<22}{stats['success_rate']:>8.3f}{mean:>11.4f}"
+              f"{result.backward[name] / len(y):>10.0f}{result.seconds[name]:>8.1f}", flush=True)
+    if not theirs:
+        return
+    broken = [result.radius[n].isfinite() & (result.radius[n] > 0) for n in (*mine, *theirs)]
+    common = torch.stack(broken).all(0)
+    a, b = best(list(mine), result, common), best(list(theirs), result, common)
+    ra, rb = result.radius[a][common].double().mean().item(), result.radius[b][common].double().mean().item()
+    print(f"  {norm:<5}{budget:>6}  best: {a} {result.norm_statistics(a)['success_rate']:.3f} vs {b} "
+          f"{result.norm_statistics(b)['success_rate']:.3f}; mean norm on {int(common.sum())} common points "
+          f"{ra:.4f} vs {rb:.4f}, ratio {ra / rb:.3f}", flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_run_arguments(parser, samples=1000)
-    parser.add_argument("--steps", type=int, default=100)
-    parser.add_argument("--matched", action="store_true",
-                        help="give PDGD/PDPGD as many gradient evaluations as FAB: FAB computes the "
-                             "input gradient of every logit at each step (10 for 10 classes); they "
-                             "spend them on 2 runs of 5x FAB's steps, the second from uniform noise")
-    parser.add_argument("--attacks", nargs="+", default=["DeepFool", "C&W", "PDGD", "PDPGD"])
-    parser.add_argument("--pdgd", type=json.loads, default={},
-                        help='PDGD settings as JSON over the others, e.g. {"steps": 1000}')
-    parser.add_argument("--pdpgd", type=json.loads, default={}, help="PDPGD-Linf settings as JSON, likewise")
+    parser.add_argument("--models", nargs="+", required=True,
+                        help="TorchScript files ([0, 1] images to logits)")
+    parser.add_argument("--root", default="../shared/data")
+    parser.add_argument("--samples", type=int, default=1000)
+    parser.add_argument("--budgets", type=int, nargs="+", default=[100, 200, 1000])
+    parser.add_argument("--norms", nargs="+", default=["linf", "l2", "l1"])
     args = parser.parse_args()
-    run = load_run(args.config, args.ckpt)
-    model, (x, y) = run.module, run.test_tensors(args.samples)
-    with torch.no_grad():
-        keep = model(x).argmax(1) == y
-    x, y = x[keep], y[keep]
-    s = args.steps
-    pdgd, pdpgd = PDGD(steps=s), PDPGD(norm="linf", steps=s)
-    if args.matched:
-        pdgd = PDGD(steps=5 * s, restarts=2)
-        pdpgd = PDPGD(norm="linf", steps=5 * s, restarts=2)
-    pdgd, pdpgd = pdgd.replace(**args.pdgd), pdpgd.replace(**args.pdpgd)
-    budget = lambda a: f"{a.restarts} x {a.steps}" if a.restarts > 1 else f"{a.steps}"  # noqa: E731
-    peer = lambda name, our_norm, **options: TorchattacksMinNorm(name=name, norm=our_norm, options=options)  # noqa: E731
-    pairs = [
-        ("l2", "DeepFool", DeepFool(norm="l2", steps=50),
-         "DeepFool", peer("DeepFool", "l2", steps=50, overshoot=0.02)),
-        ("l2", f"C&W-L2 (1 x {s})", CarliniWagnerL2(steps=s, binary_search_steps=1, initial_const=1.0,
-                                                    learning_rate=0.01, abort_early=False),
-         f"CW (c=1, {s} steps)", peer("CW", "l2", c=1, kappa=0, steps=s, lr=0.01)),
-        ("l2", f"PDGD-L2 ({budget(pdgd)})", pdgd,
-         f"FAB-L2 ({s})", peer("FAB", "l2", norm="L2", eps=1e6, steps=s, n_classes=10)),
-        ("linf", f"PDPGD-Linf ({budget(pdpgd)})", pdpgd,
-         f"FAB-Linf ({s})", peer("FAB", "linf", norm="Linf", eps=1e6, steps=s, n_classes=10)),
-    ]
-    print(f"{args.config}: {len(y)} correctly classified of the first {args.samples} test images")
-    print(f"{'norm':<6}{'advlit':<22}{'success':>8}{'mean norm':>11}{'s':>7}   "
-          f"{'torchattacks':<22}{'success':>8}{'mean norm':>11}{'s':>7}   ratio")
-    for norm, our_name, our_fn, their_name, their_fn in pairs:
-        if our_name.split(" ")[0].split("-")[0] not in args.attacks:
-            continue
-        torch.manual_seed(0)
-        a = evaluate(our_fn, model, x, y)
-        torch.manual_seed(0)
-        b = evaluate(their_fn, model, x, y)
-        print(f"{norm:<6}{our_name:<22}{a[0]:>8.3f}{a[1]:>11.4f}{a[2]:>7.1f}   "
-              f"{their_name:<22}{b[0]:>8.3f}{b[1]:>11.4f}{b[2]:>7.1f}   {a[1] / b[1]:.3f}")
+    x, y = MNISTDataModule(root=args.root).split_tensors("test", args.samples)
+    for path in args.models:
+        model = Pretrained(path).eval()
+        with torch.no_grad():
+            keep = model(x).argmax(1) == y
+        print(f"{path}: {int(keep.sum())} correctly classified of the first {args.samples} MNIST test images")
+        print(f"  {'norm':<5}{'budget':>6}  {'attack':<22}{'success':>8}{'mean norm':>11}"
+              f"{'grads/img':>10}{'s':>8}")
+        for norm in args.norms:
+            for budget in args.budgets:
+                compare(model, x[keep], y[keep], norm, budget)
 
 
 if __name__ == "__main__":

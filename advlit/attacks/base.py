@@ -17,6 +17,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+from advlit.attacks.geometry import batch_view
 from advlit.attacks.losses import adversarial
 from advlit.attacks.norms import Norm, get_norm
 from advlit.attacks.randomness import SampleRNG
@@ -226,6 +227,22 @@ class MinNormAttack(NormAttack):
 
     def __init__(self, *, norm: str = "l2", **kwargs) -> None:
         super().__init__(norm=norm, **kwargs)
+
+    def boundary_search(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                        x_adv: torch.Tensor, found: torch.Tensor, steps: int) -> torch.Tensor:
+        """Bisection on the segment from x to each ``found`` x_adv (``steps`` forward passes):
+        the closest point of the segment still adversarial. The segment stays in the box and
+        every norm shrinks along it towards x, so the result is never worse."""
+        low = torch.zeros(x.shape[0], device=x.device, dtype=x.dtype)
+        high = torch.ones_like(low)
+        r = x_adv - x
+        with torch.no_grad():
+            for _ in range(steps):
+                mid = (low + high) / 2
+                adversarial = self.is_adversarial(model(x + batch_view(mid, r) * r), y)
+                high = torch.where(adversarial, mid, high)
+                low = torch.where(adversarial, low, mid)
+        return torch.where(batch_view(found, x), x + batch_view(high, r) * r, x_adv)
 
 
 def check_positive_int(name: str, value) -> None:

@@ -8,7 +8,8 @@ YAML names a norm by its string (``norm: linf``); :func:`get_norm` is the one pl
 name is rejected. Adding a norm is one ``Norm(...)`` entry in ``_NORMS`` below (plus tests).
 
 Every function works on a batch: the first dimension indexes samples and the norm is taken
-over all remaining dimensions; ``mu`` and a per-sample ``eps`` are (N,) tensors.
+over all remaining dimensions; ``mu`` and a per-sample ``eps`` (projections take a float or
+one radius per sample) are (N,) tensors.
 """
 
 from __future__ import annotations
@@ -47,12 +48,15 @@ def _group_l0(x: torch.Tensor) -> torch.Tensor:
 # -- projections onto the ball of radius eps -----------------------------------------------
 
 
-def project_linf(delta: torch.Tensor, eps: float) -> torch.Tensor:
+def project_linf(delta: torch.Tensor, eps: float | torch.Tensor) -> torch.Tensor:
     """Coordinate-wise clip."""
+    if isinstance(eps, torch.Tensor):
+        eps = batch_view(eps, delta)
+        return torch.maximum(torch.minimum(delta, eps), -eps)
     return delta.clamp(-eps, eps)
 
 
-def project_l2(delta: torch.Tensor, eps: float) -> torch.Tensor:
+def project_l2(delta: torch.Tensor, eps: float | torch.Tensor) -> torch.Tensor:
     """Shrink only if outside."""
     scale = (eps / _l2(delta).clamp_min(TINY)).clamp(max=1.0)
     return delta * batch_view(scale, delta)
@@ -168,7 +172,7 @@ class Norm:
     name: str
     measure: Callable[[torch.Tensor], torch.Tensor]
     dual: str | None = None
-    project: Callable[[torch.Tensor, float], torch.Tensor] | None = None
+    project: Callable[[torch.Tensor, float | torch.Tensor], torch.Tensor] | None = None
     steepest_ascent: Callable[..., torch.Tensor] | None = None
     random_start: Callable[..., torch.Tensor] | None = None
     prox: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None

@@ -134,23 +134,8 @@ class PDGD(MinNormAttack):
             best_norm.masked_fill_(already, 0.0)
         for restart in range(self.restarts):
             self._run(model, x, y, best, best_norm, rng, restart)
-        return self.boundary_search(model, x, y, best, best_norm.isfinite() & (best_norm > 0))
-
-    def boundary_search(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
-                        x_adv: torch.Tensor, found: torch.Tensor) -> torch.Tensor:
-        """Bisection on the segment from x to each found x_adv (``refine_steps`` forward
-        passes): the closest point of the segment still adversarial. The segment stays in
-        the box and its norm shrinks with t, so the result is never worse."""
-        low = torch.zeros(x.shape[0], device=x.device, dtype=x.dtype)
-        high = torch.ones_like(low)
-        r = x_adv - x
-        with torch.no_grad():
-            for _ in range(self.refine_steps):
-                mid = (low + high) / 2
-                adversarial = self.is_adversarial(model(x + batch_view(mid, r) * r), y)
-                high = torch.where(adversarial, mid, high)
-                low = torch.where(adversarial, low, mid)
-        return torch.where(batch_view(found, x), x + batch_view(high, r) * r, x_adv)
+        found = best_norm.isfinite() & (best_norm > 0)
+        return self.boundary_search(model, x, y, best, found, self.refine_steps)
 
 
 class PDPGD(PDGD):

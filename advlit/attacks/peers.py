@@ -57,6 +57,34 @@ class TorchattacksMinNorm(MinNormAttack):
         return torch.where(batch_view(fooled, x), x_adv, x)
 
 
+class FoolboxMinNorm(MinNormAttack):
+    """A min-norm Foolbox 3 attack (``name`` e.g. "L2FMNAttack", "LInfFMNAttack",
+    "L1FMNAttack", "DDNAttack") with ``options``; points it does not break come back
+    unchanged. ``pip install --no-deps foolbox eagerpy GitPython``."""
+
+    norms = ("linf", "l2", "l1")
+    supports_targeted = False
+
+    def __init__(self, *, name: str, norm: str = "l2", options: dict[str, Any] | None = None) -> None:
+        super().__init__(norm=norm)
+        self.name, self.options = name, dict(options or {})
+
+    def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, rng: SampleRNG) -> torch.Tensor:
+        try:
+            import foolbox
+        except ImportError as err:
+            raise ImportError("this attack needs foolbox: "
+                              "pip install --no-deps foolbox eagerpy GitPython") from err
+        if not hasattr(foolbox.attacks, self.name):
+            raise ValueError(f"foolbox has no attack {self.name!r}")
+        attack = getattr(foolbox.attacks, self.name)(**self.options)
+        fmodel = foolbox.PyTorchModel(model, bounds=(0, 1))
+        x_adv = attack.run(fmodel, x, foolbox.criteria.Misclassification(y))
+        with torch.no_grad():
+            fooled = self.is_adversarial(model(x_adv), y)
+        return torch.where(batch_view(fooled, x), x_adv, x)
+
+
 def autoattack_robust(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, norm: str = "linf",
                       eps: float, version: str = "standard", batch_size: int = 500) -> torch.Tensor:
     """Per-sample robustness under the AutoAttack reference (Croce & Hein 2020,

@@ -14,6 +14,7 @@ from advlit.attacks import (
     APGD,
     APGDT,
     FGSM,
+    FMN,
     KLPGD,
     PDGD,
     PDPGD,
@@ -21,6 +22,7 @@ from advlit.attacks import (
     CarliniWagnerL2,
     DeepFool,
     FixedBudgetAttack,
+    FoolboxMinNorm,
     HighConfidenceAttack,
     MinNormAttack,
     PathAttack,
@@ -56,6 +58,8 @@ CASES = [
     PDGD(steps=20),
     PDGD(steps=20, targeted=True),
     *(PDPGD(norm=n, steps=20) for n in ("linf", "l2", "l1", "l0", "group_l0")),
+    *(FMN(norm=n, steps=20) for n in ("linf", "l2", "l1")),
+    FMN(steps=20, targeted=True),
     HighConfidenceAttack(steps=5),
     PathAttack(steps=5, step_size=0.1, clamp=True),
     VirtualAdversarial(eps=1.0),
@@ -63,8 +67,9 @@ CASES = [
     RandomOf(attacks=[PGD(norm="linf", eps=0.1, steps=3), FGSM(norm="l2", eps=1.0)]),
     TorchattacksBudget(name="PGD", eps=0.1, options={"steps": 3}),
     TorchattacksMinNorm(name="DeepFool", options={"steps": 5}),
+    FoolboxMinNorm(name="L2FMNAttack", options={"steps": 10}),
 ]
-PEERS = (TorchattacksBudget, TorchattacksMinNorm)
+PEERS = (TorchattacksBudget, TorchattacksMinNorm, FoolboxMinNorm)
 
 
 def case_id(attack) -> str:
@@ -91,7 +96,7 @@ def labels_for(attack, y):
 
 def skip_missing_peer(attack):
     if isinstance(attack, PEERS):
-        pytest.importorskip("torchattacks")
+        pytest.importorskip("foolbox" if isinstance(attack, FoolboxMinNorm) else "torchattacks")
 
 
 @pytest.mark.parametrize("attack", CASES, ids=case_id)

@@ -4,7 +4,7 @@ is in test_contract.py; proximal operators in test_norms.py)."""
 import pytest
 import torch
 
-from advlit.attacks import PDGD, PDPGD, CarliniWagnerL2, DeepFool
+from advlit.attacks import FMN, PDGD, PDPGD, CarliniWagnerL2, DeepFool
 from advlit.attacks.norms import lp_norm
 
 CASES = [
@@ -17,6 +17,9 @@ CASES = [
     PDPGD(norm="l1", steps=100),
     PDPGD(norm="l0", steps=100),
     PDPGD(norm="group_l0", steps=100),
+    FMN(norm="linf", steps=100),
+    FMN(norm="l2", steps=100),
+    FMN(norm="l1", steps=100),
 ]
 
 
@@ -131,3 +134,33 @@ def test_pdpgd_default_step_rule_follows_the_norm():
     linf = PDPGD(norm="linf")
     assert linf.step_rule == "adam" and linf.replace(norm="l1").step_rule == "none"
     assert PDPGD(norm="l1", preconditioner="adam").step_rule == "adam"
+
+
+@pytest.mark.parametrize("attack,grads,forwards", [
+    (FMN(norm="l2", steps=7, refine_steps=3), 7, 7 + 3),
+    (PDGD(steps=5, restarts=2, refine_steps=4), 5 * 2, 1 + 5 * 2 + 4),
+    (PDPGD(norm="linf", steps=6, refine_steps=0), 6, 1 + 6),
+])
+def test_budget_counters_are_exact(attack, grads, forwards, trained_digits_cnn, digits):
+    """The engine's counters: a K-step attack takes K input gradients per attacked point (the
+    misclassified ones are not attacked) and its forward passes are its steps plus its
+    bisection (plus PDGD's check of the clean points)."""
+    from advlit.evaluation import AttackSuite
+
+    _, _, x, y = digits
+    x, y = x[:40], y[:40]
+    result = AttackSuite({"a": attack}, checks=False).run(trained_digits_cnn, x, y)
+    attacked = int(result.correct.sum())
+    assert result.backward["a"] == grads * attacked
+    assert result.forward["a"] == forwards * attacked
+
+
+def test_fmn_is_as_tight_as_deepfool_on_a_nearly_linear_model(trained_digits_cnn, digits):
+    """On the small digits CNN DeepFool's linearization is close to exact (its norms are within
+    1% of PDGD's); FMN must break as many points and stay within 2% of it."""
+    _, _, x, y = digits
+    x, y = x[:100], y[:100]
+    for norm in ("l2", "linf"):
+        fmn, found = mean_norm(FMN(norm=norm, steps=100), trained_digits_cnn, x, y)
+        deepfool, found_deepfool = mean_norm(DeepFool(norm=norm), trained_digits_cnn, x, y)
+        assert found >= found_deepfool and fmn <= 1.02 * deepfool
