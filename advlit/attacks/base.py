@@ -101,8 +101,8 @@ class Attack:
 
     def __init_subclass__(cls, **kwargs) -> None:
         super().__init_subclass__(**kwargs)
-        if "__init__" not in cls.__dict__:
-            return
+        if "__init__" not in cls.__dict__ and getattr(cls.__init__, "validates", False):
+            return  # inherits a constructor that already validates
         init = cls.__init__
 
         @functools.wraps(init)
@@ -111,6 +111,7 @@ class Attack:
             if type(self).__init__ is validated_init:  # the most-derived constructor is done
                 self.validate()
 
+        validated_init.validates = True
         cls.__init__ = validated_init
 
     def __init__(self, *, targeted: bool = False, model_mode: ModelMode = "eval",

@@ -41,6 +41,17 @@ def test_validation_runs_once_after_the_most_derived_constructor(monkeypatch):
         Scaled(eps=-1.0)
 
 
+def test_an_attack_without_a_constructor_of_its_own_is_validated_too():
+    from advlit.attacks import Attack
+
+    class Bare(Attack):
+        def perturb(self, model, x, y, rng):
+            return x
+
+    with pytest.raises(ValueError, match="model_mode must be 'eval' or 'train'"):
+        Bare(model_mode="test")
+
+
 def test_a_new_attack_runs_under_the_guard(trained_digits_cnn, digits):
     _, _, x, y = digits
     x_adv = Scaled(eps=0.1, norm="l2")(trained_digits_cnn, x[:8], y[:8])
