@@ -39,9 +39,9 @@ class TorchattacksBudget(FixedBudgetAttack):
         return _torchattacks(self.name, model, eps=self.eps, **self.options)(x, y)
 
 
-class TorchattacksMinNorm(MinNormAttack):
-    """A min-norm torchattacks attack (``name`` e.g. "DeepFool", "CW", "FAB") with
-    ``options``; points it does not break come back unchanged."""
+class _PeerMinNorm(MinNormAttack):
+    """A peer library's min-norm attack ``name`` with ``options``; points it does not break
+    come back unchanged (the min-norm contract)."""
 
     norms = ("linf", "l2", "l1")
     supports_targeted = False
@@ -50,26 +50,29 @@ class TorchattacksMinNorm(MinNormAttack):
         super().__init__(norm=norm)
         self.name, self.options = name, dict(options or {})
 
+    def run_peer(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
     def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, rng: SampleRNG) -> torch.Tensor:
-        x_adv = _torchattacks(self.name, model, **self.options)(x, y)
+        x_adv = self.run_peer(model, x, y)
         with torch.no_grad():
             fooled = self.is_adversarial(model(x_adv), y)
         return torch.where(batch_view(fooled, x), x_adv, x)
 
 
-class FoolboxMinNorm(MinNormAttack):
+class TorchattacksMinNorm(_PeerMinNorm):
+    """A min-norm torchattacks attack (``name`` e.g. "DeepFool", "CW", "FAB") with ``options``."""
+
+    def run_peer(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return _torchattacks(self.name, model, **self.options)(x, y)
+
+
+class FoolboxMinNorm(_PeerMinNorm):
     """A min-norm Foolbox 3 attack (``name`` e.g. "L2FMNAttack", "LInfFMNAttack",
-    "L1FMNAttack", "DDNAttack") with ``options``; points it does not break come back
-    unchanged. ``pip install --no-deps foolbox eagerpy GitPython``."""
+    "L1FMNAttack", "DDNAttack") with ``options``. ``pip install --no-deps foolbox eagerpy
+    GitPython``."""
 
-    norms = ("linf", "l2", "l1")
-    supports_targeted = False
-
-    def __init__(self, *, name: str, norm: str = "l2", options: dict[str, Any] | None = None) -> None:
-        super().__init__(norm=norm)
-        self.name, self.options = name, dict(options or {})
-
-    def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, rng: SampleRNG) -> torch.Tensor:
+    def run_peer(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         try:
             import foolbox
         except ImportError as err:
@@ -79,10 +82,7 @@ class FoolboxMinNorm(MinNormAttack):
             raise ValueError(f"foolbox has no attack {self.name!r}")
         attack = getattr(foolbox.attacks, self.name)(**self.options)
         fmodel = foolbox.PyTorchModel(model, bounds=(0, 1))
-        x_adv = attack.run(fmodel, x, foolbox.criteria.Misclassification(y))
-        with torch.no_grad():
-            fooled = self.is_adversarial(model(x_adv), y)
-        return torch.where(batch_view(fooled, x), x_adv, x)
+        return attack.run(fmodel, x, foolbox.criteria.Misclassification(y))
 
 
 def autoattack_robust(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, norm: str = "linf",
