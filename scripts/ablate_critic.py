@@ -12,11 +12,11 @@ import argparse
 
 import lightning as L
 import torch
-from reproduce_table41 import rho_adv
 
 from advlit.attacks import DeepFool, HighConfidenceAttack
 from advlit.data import MNISTDataModule
 from advlit.defenses import AdversaryCritic
+from advlit.evaluation import min_norm_statistics
 from advlit.models import Critic, LeNet5
 
 SETTINGS = {  # label: AdversaryCritic overrides (the class defaults are the thesis's values)
@@ -48,17 +48,15 @@ def main() -> None:
     parser.add_argument("--only", nargs="+", choices=list(SETTINGS), default=list(SETTINGS),
                         metavar="SETTING", help="rows to run, by label")
     args = parser.parse_args()
-    data = MNISTDataModule(root=args.root)
-    data.setup("test")
-    x = data.test_set.images[: args.samples].float() / 255
-    y = data.test_set.labels[: args.samples]
+    x, y = MNISTDataModule(root=args.root).split_tensors("test", args.samples)
     print(f"{'setting':<40}{'clean acc':>10}{'rho_adv DeepFool':>18}")
     for label in args.only:
         module = train(SETTINGS[label], args.steps, args.root)
         with torch.no_grad():
             accuracy = (module(x).argmax(1) == y).float().mean().item()
         torch.manual_seed(0)
-        rho = rho_adv(module, DeepFool(norm="l2", steps=50, step_clip=0.5), x, y)
+        rho = min_norm_statistics(DeepFool(norm="l2", steps=50, step_clip=0.5), module, x, y).get(
+            "rho_adv", float("nan"))
         print(f"{label:<40}{accuracy:>10.3f}{rho:>18.3f}", flush=True)
 
 

@@ -15,7 +15,7 @@ import argparse
 import torch
 
 from advlit.attacks import CarliniWagnerL2, DeepFool, HighConfidenceAttack
-from advlit.evaluation import AttackSuite
+from advlit.evaluation import min_norm_statistics
 from advlit.runs import load_run
 
 PAPER = {  # rho_adv under DeepFool, C&W, high-confidence attack; test error %
@@ -27,11 +27,6 @@ PAPER = {  # rho_adv under DeepFool, C&W, high-confidence attack; test error %
 ATTACKS = {"DeepFool": DeepFool(norm="l2", steps=50, step_clip=0.5),
            "C&W": CarliniWagnerL2(),
            "high-confidence": HighConfidenceAttack(steps=50, step_clip=0.1)}
-
-
-def rho_adv(model, attack, x, y) -> float:
-    result = AttackSuite({"attack": attack}, checks=False).run(model, x, y)
-    return result.norm_statistics("attack").get("rho_adv", float("nan"))
 
 
 def main() -> None:
@@ -49,7 +44,8 @@ def main() -> None:
         with torch.no_grad():
             error = 100 * (model(x).argmax(1) != y).float().mean().item()
         x, y = x[: args.samples], y[: args.samples]
-        ours = [rho_adv(model, attack, x, y) for attack in ATTACKS.values()]
+        ours = [min_norm_statistics(attack, model, x, y).get("rho_adv", float("nan"))
+                for attack in ATTACKS.values()]
         cells = "".join(f"{o:>13.3f} (paper {p:.3f})" for o, p in zip(ours, paper))
         print(f"{label:<18}{error:>11.2f}{cells}", flush=True)
 

@@ -203,3 +203,12 @@ def test_validation_time_evaluation_leaves_training_bit_identical(tmp_path):
     assert "val/robust_acc/pgd/eps=0.1" in evaluation.results
     for key, value in plain.items():
         assert torch.equal(value, evaluated[key]), key
+
+
+def test_min_norm_statistics_is_the_engine_on_one_attack(trained_digits_cnn, digits):
+    from advlit.attacks import DeepFool
+    from advlit.evaluation import min_norm_statistics
+
+    _, _, x, y = digits
+    stats = min_norm_statistics(DeepFool(steps=10), trained_digits_cnn, x[:40], y[:40])
+    assert stats["success_rate"] > 0.9 and 0 < stats["median_norm"] and 0 < stats["rho_adv"] < 1

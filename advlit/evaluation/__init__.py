@@ -3,6 +3,6 @@ honesty checks, and the Lightning callback over them."""
 
 from advlit.evaluation.callback import RobustnessEvaluation
 from advlit.evaluation.standard import standard_suite
-from advlit.evaluation.suite import AttackSuite, SuiteResult
+from advlit.evaluation.suite import AttackSuite, SuiteResult, min_norm_statistics
 
-__all__ = ["AttackSuite", "RobustnessEvaluation", "SuiteResult", "standard_suite"]
+__all__ = ["AttackSuite", "RobustnessEvaluation", "SuiteResult", "min_norm_statistics", "standard_suite"]

@@ -386,3 +386,12 @@ class _progress:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+def min_norm_statistics(attack: MinNormAttack, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                        index: torch.Tensor | None = None) -> dict[str, float]:
+    """One min-norm attack through the engine (no checks): its ``success_rate`` over the
+    correctly classified points and, over those it broke, ``median_norm``, ``mean_norm`` and
+    ``rho_adv`` (see :meth:`SuiteResult.norm_statistics`)."""
+    result = AttackSuite({"attack": attack}, checks=False).run(model, x, y, index=index)
+    return result.norm_statistics("attack")
