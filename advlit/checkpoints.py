@@ -74,8 +74,12 @@ def network_state_dict(state: dict[str, Any]) -> dict[str, torch.Tensor]:
     return state
 
 
-def load_network(model: nn.Module, path: str | Path) -> nn.Module:
-    """``model`` with the weights of an advlit checkpoint or a plain state_dict, in eval mode."""
+def load_network(model: nn.Module, path: str | Path | None) -> nn.Module:
+    """``model`` with the weights of an advlit checkpoint or a plain state_dict (a file, or a
+    checkpoint folder: its newest run's last.ckpt), in eval mode; as it is when ``path`` is
+    None (a model already trained)."""
+    if path is None:
+        return model.eval()
     weights = network_state_dict(load_checkpoint(path))
     try:
         model.load_state_dict(weights)

@@ -132,13 +132,14 @@ class Attack:
                 index: torch.Tensor | None = None, seed: int = 0, rng: SampleRNG | None = None):
         """``run(model, x, y, rng)`` with checked inputs, autograd on and the model guarded:
         the one way every attack touches a model. ``rng`` (a combinator's fork of its own)
-        replaces the keys from ``index`` and ``seed``."""
+        replaces the keys from ``index`` and ``seed``; such a nested call skips the input check
+        (and its host sync), which the outer call has made."""
         if x.shape[0] != y.shape[0]:
             raise ValueError(f"x has {x.shape[0]} samples but y has {y.shape[0]}")
         if index is not None and index.shape[0] != x.shape[0]:
             raise ValueError(f"index has {index.shape[0]} entries for {x.shape[0]} samples")
-        check_images(x, box=self.boxed)
         if rng is None:
+            check_images(x, box=self.boxed)
             rng = (SampleRNG(n=x.shape[0], device=x.device) if index is None
                    else SampleRNG.from_index(index.to(x.device), seed))
         # Lightning evaluates under inference mode; attacks need autograd, so switch it

@@ -54,16 +54,13 @@ class HighConfidenceAttack(MinNormAttack):
         guard as a call; keeps the graph to the model's parameters when ``differentiable``
         (the adversary-critic defense trains through it). ``confidence``: per sample, or the
         attack's own."""
-        c = self.confidence if confidence is None else confidence
-
-        def walk(model, x, target, rng):
-            log_c = torch.as_tensor(c, dtype=x.dtype, device=x.device).log().expand(x.shape[0])
-            return self._iterate(model, x, target, log_c)
-
+        walk = lambda model, x, target, rng: self._iterate(model, x, target, confidence)  # noqa: E731
         x_adv = self.guarded(walk, model, x, target)
         return x_adv if self.differentiable else x_adv.detach()
 
-    def _iterate(self, model, x, target, log_c) -> torch.Tensor:
+    def _iterate(self, model, x, target, confidence=None) -> torch.Tensor:
+        c = self.confidence if confidence is None else confidence
+        log_c = torch.as_tensor(c, dtype=x.dtype, device=x.device).log().expand(x.shape[0])
         x_adv = x if (self.differentiable and x.requires_grad) else x.detach().clone()
         for _ in range(self.steps):
             if not x_adv.requires_grad:
@@ -91,8 +88,7 @@ class HighConfidenceAttack(MinNormAttack):
             with torch.no_grad():
                 logits = model(x)
             target = logits.scatter(1, y[:, None], -math.inf).argmax(dim=1)
-        log_c = torch.full((x.shape[0],), self.confidence, dtype=x.dtype, device=x.device).log()
-        x_adv = self._iterate(model, x, target, log_c)
+        x_adv = self._iterate(model, x, target)
         with torch.no_grad():
             fooled = self.is_adversarial(model(x_adv), y)
         return torch.where(batch_view(fooled, x), x_adv, x)

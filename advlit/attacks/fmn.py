@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from advlit.attacks.base import MinNormAttack
-from advlit.attacks.geometry import TINY, batch_view, clamp_to_box, normalize_l2
+from advlit.attacks.geometry import TINY, batch_view, box_blocked, clamp_to_box, normalize_l2
 from advlit.attacks.losses import signed_margin
 from advlit.attacks.norms import get_norm
 from advlit.attacks.randomness import SampleRNG
@@ -66,7 +66,6 @@ class FMN(MinNormAttack):
         best = x.clone()
         best_norm = torch.full((n,), math.inf, device=x.device, dtype=x.dtype)
         eps = torch.full_like(best_norm, math.inf)
-        found = torch.zeros(n, dtype=torch.bool, device=x.device)
         largest = geometry.measure(torch.maximum(x, 1 - x))  # no ball beyond this helps
         for step in range(self.steps):
             alpha = cosine(self.alpha, self.alpha * self.final_fraction, step, self.steps)
@@ -78,17 +77,15 @@ class FMN(MinNormAttack):
             with torch.no_grad():
                 # coordinates the [0, 1] box blocks (descending m moves along -grad) neither
                 # count in the distance to the boundary nor take a share of the step
-                point = x + delta
-                grad = grad * ~(((point <= 0) & (grad > 0)) | ((point >= 1) & (grad < 0)))
+                grad = grad * ~box_blocked(-grad, x + delta)
                 adversarial = self.is_adversarial(logits, y)
                 norm = geometry.measure(delta)
                 better = adversarial & (norm < best_norm)
                 best_norm = torch.where(better, norm, best_norm)
                 best = torch.where(batch_view(better, x), x + delta, best)
-                found |= adversarial
                 to_boundary = norm + m.abs() / dual.measure(grad).clamp_min(TINY)
                 eps = torch.where(adversarial, torch.minimum(eps * (1 - gamma), best_norm),
-                                  torch.where(found, eps * (1 + gamma), to_boundary))
+                                  torch.where(best_norm.isfinite(), eps * (1 + gamma), to_boundary))
                 eps = torch.minimum(eps, largest)
                 delta = geometry.project(delta - alpha * normalize_l2(grad), eps)
                 delta = clamp_to_box(x + delta) - x

@@ -19,6 +19,12 @@ def normalize_l2(x: torch.Tensor) -> torch.Tensor:
     return x / batch_view(n, x)
 
 
+def box_blocked(direction: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Where a step from ``x`` along ``direction`` would leave the [0, 1] box at once: a pixel
+    at 0 asked to decrease or at 1 asked to increase."""
+    return ((x <= 0) & (direction < 0)) | ((x >= 1) & (direction > 0))
+
+
 def clamp_to_box(x: torch.Tensor) -> torch.Tensor:
     """Clip images to the valid pixel domain [0, 1]."""
     return x.clamp(0.0, 1.0)

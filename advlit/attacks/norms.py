@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
-from advlit.attacks.geometry import TINY, batch_view, normalize_l2
+from advlit.attacks.geometry import TINY, batch_view, box_blocked, normalize_l2
 
 # -- measures ----------------------------------------------------------------------------
 
@@ -96,7 +96,7 @@ def _ascent_l1(grad: torch.Tensor, x: torch.Tensor | None = None, sparsity: floa
     fraction of coordinates by |grad|, scaled to unit L1 norm. Given the current point ``x``,
     coordinates that the [0, 1] box would clip anyway get no share of the budget."""
     if x is not None:
-        grad = grad * ~(((x <= 0) & (grad < 0)) | ((x >= 1) & (grad > 0)))
+        grad = grad * ~box_blocked(grad, x)
     flat = grad.flatten(1)
     k = max(1, int(round(sparsity * flat.shape[1])))
     threshold = flat.abs().topk(k, dim=1).values[:, -1:]

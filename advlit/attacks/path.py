@@ -101,7 +101,7 @@ class FlipSteps:
 
     def scores(self, x: torch.Tensor, y: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """The flip step of every point (``steps + 1`` where it never flips)."""
-        model = self.model.eval() if self.checkpoint is None else load_network(self.model, self.checkpoint)
+        model = load_network(self.model, self.checkpoint)
         labels = targets if self.attack.targeted else y
         with torch.no_grad():
             known = model(x[:1]).shape[1]

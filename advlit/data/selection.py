@@ -29,14 +29,6 @@ class RandomSelection(SelectionStrategy):
         return torch.randperm(len(y), generator=generator)[:budget]
 
 
-def load_classifier(model: nn.Module, checkpoint: str | None) -> nn.Module:
-    """``model`` in eval mode with the classifier weights of a RobustClassifier checkpoint
-    (``model.*`` entries of its state dict), or as given when ``checkpoint`` is None."""
-    if checkpoint is not None:
-        return load_network(model, checkpoint)
-    return model.eval()
-
-
 def penultimate_features(model: nn.Module, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
     """Inputs of the model's last ``nn.Linear`` layer (its penultimate-layer features)."""
     last = [m for m in model.modules() if isinstance(m, nn.Linear)][-1]
@@ -66,7 +58,7 @@ class _FeatureStrategy(SelectionStrategy):
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         if self.features == "model":
-            return penultimate_features(load_classifier(self.model, self.checkpoint), x)
+            return penultimate_features(load_network(self.model, self.checkpoint), x)
         flat = x.flatten(1)
         if self.features == "pixels":
             return flat

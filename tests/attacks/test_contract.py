@@ -104,7 +104,7 @@ def test_output_and_model_state(attack, trained_bn_net, digits):
     skip_missing_peer(attack)
     model = trained_bn_net
     _, _, x, y = digits
-    x, y = x[:48], labels_for(attack, digits[3][:48])
+    x, y = x[:48], labels_for(attack, y[:48])
     model.train()
     model.drop.eval()  # mixed per-module flags must come back exactly
     for p in model.parameters():
