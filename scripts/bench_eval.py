@@ -6,9 +6,10 @@ Lightning's trainer: an ERM LeNet-5, a PGD-AT BatchNorm CNN (Linf 0.3, eps warm-
 gradient-masked models (a BatchNorm CNN trained with FGSM from a random start, the ERM
 LeNet-5 behind input quantization, and the ERM LeNet-5 with its input gradients scrambled
 by a fixed sign mask). Every row is the same images for both suites, run one after the other.
+The budget per model and norm is in ``EPS`` (the ERM-based models get the smaller one).
 
     pip install --no-deps pyautoattack     # the reference; never a dependency of advlit
-    python scripts/bench_eval.py --samples 1000
+    python scripts/bench_eval.py --samples 1000 [--norm l2]
 """
 
 from __future__ import annotations
@@ -26,6 +27,10 @@ from advlit.data import MNISTDataModule
 from advlit.defenses import AdversarialTraining, RobustClassifier
 from advlit.evaluation import standard_suite
 from advlit.models import InputQuantization, LeNet5, Normalize, ScrambledGradient
+
+
+EPS = {"linf": {"erm": 0.1, "robust": 0.3}, "l2": {"erm": 1.5, "robust": 2.0}}
+AA_NAMES = {"linf": "Linf", "l2": "L2"}
 
 
 class BatchNormCNN(nn.Module):
@@ -57,8 +62,9 @@ def train(module, data, epochs: int, seed: int = 0, warmup: tuple[float, ...] = 
     return module.model.eval()
 
 
-def zoo(root: str, cache: Path) -> dict[str, tuple[nn.Module, float]]:
-    """name -> (trained model, eps); each network is trained once and cached."""
+def zoo(root: str, cache: Path) -> dict[str, tuple[nn.Module, str]]:
+    """name -> (trained model, "erm" or "robust", its key in ``EPS``); each network is trained
+    once and cached."""
     cache.mkdir(parents=True, exist_ok=True)
     recipes = {  # architecture, defense, epochs, eps warm-up
         "erm": (LeNet5, lambda m: RobustClassifier(m), 1, ()),
@@ -79,11 +85,11 @@ def zoo(root: str, cache: Path) -> dict[str, tuple[nn.Module, float]]:
             print(f"trained {name} in {time.perf_counter() - start:.0f} s", flush=True)
         nets[name] = net.eval()
     return {
-        "erm": (nets["erm"], 0.1),
-        "pgd_at": (nets["pgd_at"], 0.3),
-        "fgsm_rs_bn": (nets["fgsm_rs_bn"], 0.3),
-        "quantized_erm": (InputQuantization(nets["erm"]).eval(), 0.1),
-        "scrambled_erm": (ScrambledGradient(nets["erm"], (1, 28, 28)).eval(), 0.1),
+        "erm": (nets["erm"], "erm"),
+        "pgd_at": (nets["pgd_at"], "robust"),
+        "fgsm_rs_bn": (nets["fgsm_rs_bn"], "robust"),
+        "quantized_erm": (InputQuantization(nets["erm"]).eval(), "erm"),
+        "scrambled_erm": (ScrambledGradient(nets["erm"], (1, 28, 28)).eval(), "erm"),
     }
 
 
@@ -93,6 +99,7 @@ def main() -> None:
     parser.add_argument("--zoo", default="logs/bench_zoo")
     parser.add_argument("--samples", type=int, default=1000)
     parser.add_argument("--models", nargs="*", default=None)
+    parser.add_argument("--norm", choices=tuple(EPS), default="linf")
     parser.add_argument("--no-reference", action="store_true", help="skip the AutoAttack reference")
     parser.add_argument("--verbose", action="store_true",
                         help="print advlit's table (costs, flags) per model")
@@ -109,14 +116,15 @@ def main() -> None:
         return
     data = MNISTDataModule(root=args.root)
     x, y = data.split_tensors("test", args.samples)
-    print(f"{args.samples} MNIST test images, Linf, {torch.get_num_threads()} threads")
+    print(f"{args.samples} MNIST test images, {args.norm}, {torch.get_num_threads()} threads")
     print(f"{'model':<18}{'eps':>5}{'clean':>7} | {'advlit':>7}{'time s':>8}{'grads':>7} |"
           f" {'AA':>7}{'time s':>8} | {'diff pp':>7}{'time x':>7}")
-    for name, (model, eps) in models.items():
+    for name, (model, kind) in models.items():
         if args.models and name not in args.models:
             continue
+        eps = EPS[args.norm][kind]
         start = time.perf_counter()
-        result = standard_suite(norm="linf", eps=eps).run(model, x, y)
+        result = standard_suite(norm=args.norm, eps=eps).run(model, x, y)
         ours_time = time.perf_counter() - start
         grads = sum(result.backward.values()) / len(y)
         line = (f"{name:<18}{eps:>5g}{result.clean_accuracy:>7.3f} | {result.robust_accuracy:>7.3f}"
@@ -124,7 +132,8 @@ def main() -> None:
         if not args.no_reference:
             from pyautoattack import AutoAttack
 
-            reference = AutoAttack(model, norm="Linf", eps=eps, version="standard", device="cpu", seed=0)
+            reference = AutoAttack(model, norm=AA_NAMES[args.norm], eps=eps, version="standard",
+                                   device="cpu", seed=0)
             start = time.perf_counter()
             x_adv, _ = reference.run_standard_evaluation(x, y, batch_size=500)
             aa_time = time.perf_counter() - start

@@ -124,7 +124,7 @@ def test_apgd_is_at_least_as_strong_as_pgd_of_the_same_budget(trained_digits_cnn
     _, _, x, y = digits
     model = trained_digits_cnn
     index = torch.arange(len(y))
-    for norm, eps in (("linf", 0.08), ("l2", 0.6)):
+    for norm, eps in (("linf", 0.08), ("l2", 0.6), ("l1", 3.0)):
         pgd = accuracy(model, PGD(norm=norm, eps=eps, steps=20)(model, x, y, index=index), y)
         apgd = accuracy(model, APGD(norm=norm, eps=eps, steps=20)(model, x, y, index=index), y)
         assert apgd <= pgd + 1e-9, (norm, apgd, pgd)

@@ -1,6 +1,8 @@
 """Auto-PGD (Croce & Hein 2020, "Reliable evaluation of adversarial robustness with an
 ensemble of diverse parameter-free attacks"): PGD with momentum and a step size that halves
-when progress stalls, in Linf and L2, with the CE, DLR and targeted DLR losses (APGD-T)."""
+when progress stalls, in Linf and L2, with the CE, DLR and targeted DLR losses (APGD-T); and
+L1-APGD (Croce & Hein 2021, "Mind the box"): sparse box-aware steps whose sparsity follows
+that of the best point, projected exactly onto the L1 ball inside the box."""
 
 from __future__ import annotations
 
@@ -33,6 +35,14 @@ class APGD(FixedBudgetAttack):
     returns to the best point so far if fewer than ``rho`` of the steps since the last
     checkpoint increased the loss, or if neither eta nor the best loss changed since then.
 
+    In L1 (Croce & Hein 2021, Sec. 3): eta starts at eps, each step is the sign of the
+    gradient on the top k fraction of coordinates that the box does not block, scaled to L1
+    length eta, without momentum, then projected exactly onto the L1 ball ∩ box. The start is
+    sparse (a Gaussian projected onto ball ∩ box), since k follows the best point's support; k starts at
+    0.2 and every 4% of the steps it becomes ||x_best - x||_0 / (1.5 d); there eta returns to eps
+    (and the iterate to the best point) if that sparsity fell by over 5%, else eta divides by
+    1.5, down to eps / 10.
+
     Losses: ``ce``, ``dlr`` (untargeted); with ``targeted=True`` (``y`` is the target):
     ``ce`` (minus the target's cross-entropy) or ``margin``. A sample leaves the working
     batch as soon as it is adversarial (per-sample early stopping), so the cost follows the
@@ -40,7 +50,7 @@ class APGD(FixedBudgetAttack):
     and restart. Returns the first adversarial iterate found, else the highest-loss point.
     """
 
-    norms = ("linf", "l2")
+    norms = ("linf", "l2", "l1")
     hooks = ("project", "steepest_ascent", "random_start")
     counts = ("steps", "restarts")
 
@@ -89,12 +99,14 @@ class APGD(FixedBudgetAttack):
             found[todo] = success
         return result, found
 
-    def _step(self, x0, x_k, x_prev, grad, eta, alpha) -> torch.Tensor:
+    def _step(self, x0, x_k, x_prev, grad, eta, alpha, sparsity) -> torch.Tensor:
         geometry = self.geometry
-        step = batch_view(eta, x_k) * geometry.steepest_ascent(grad)
-        z = clamp_to_box(x0 + geometry.project(x_k + step - x0, self.eps))
+        step = batch_view(eta, x_k) * geometry.steepest_ascent(grad, x_k, sparsity)
+        z = geometry.project_point(x0, x_k + step, self.eps)
+        if self.norm == "l1":  # Croce & Hein 2021: no momentum in L1
+            return z
         moved = x_k + alpha * (z - x_k) + (1 - alpha) * (x_k - x_prev)
-        return clamp_to_box(x0 + geometry.project(moved - x0, self.eps))
+        return geometry.project_point(x0, moved, self.eps)
 
     def _single_run(self, model, x, y, rng, target, stream):
         """One run from a random start. Returns (point, its loss, adversarial?) per sample:
@@ -112,15 +124,25 @@ class APGD(FixedBudgetAttack):
             (grad,) = torch.autograd.grad(loss.sum(), points)
             return loss.detach(), grad, adversarial(logits.detach(), y[alive], self.targeted)
 
+        l1 = self.norm == "l1"
         x0 = x
-        x_k = clamp_to_box(x0 + self.geometry.random_start(rng, stream, x0, self.eps))
+        if l1:  # a sparse start: a Gaussian projected onto the L1 sphere inside the box
+            noise = rng.normal(stream, tuple(x0.shape[1:]), x0.dtype)
+            x_k = x0 + self.geometry.project_in_box(noise, x0, self.eps)
+        else:
+            x_k = clamp_to_box(x0 + self.geometry.random_start(rng, stream, x0, self.eps))
         loss, grad, adv = evaluate(x_k, alive)
         x_prev = x_k
-        eta = torch.full((n,), 2 * self.eps, device=x.device, dtype=x.dtype)
+        eta0 = (1.0 if l1 else 2.0) * self.eps
+        eta = torch.full((n,), eta0, device=x.device, dtype=x.dtype)
         best_loss, x_best, grad_best = loss.clone(), x_k.clone(), grad.clone()
         increases = torch.zeros(n, device=x.device, dtype=x.dtype)
         loss_at_check, eta_reduced = best_loss.clone(), torch.zeros(n, dtype=torch.bool, device=x.device)
-        marks, last_mark = set(checkpoints(self.steps)), 0
+        sparsity = torch.full((n,), 0.2, device=x.device, dtype=x.dtype)  # L1: fraction of coordinates
+        support = torch.full((n,), float(x[0].numel()), device=x.device, dtype=x.dtype)
+        every = max(int(0.04 * self.steps), 1)
+        marks = set(range(every, self.steps, every)) if l1 else set(checkpoints(self.steps))
+        last_mark = 0
         for k in range(self.steps):
             # record finished samples and drop them from the working set (one host sync)
             if adv.any():
@@ -129,14 +151,15 @@ class APGD(FixedBudgetAttack):
                 keep = ~adv
                 alive, x0, x_k, x_prev, grad, loss, eta = (
                     t[keep] for t in (alive, x0, x_k, x_prev, grad, loss, eta))
-                best_loss, x_best, grad_best, increases, loss_at_check, eta_reduced = (
-                    t[keep] for t in (best_loss, x_best, grad_best, increases, loss_at_check, eta_reduced))
+                best_loss, x_best, grad_best, increases, loss_at_check, eta_reduced, sparsity, support = (
+                    t[keep] for t in (best_loss, x_best, grad_best, increases, loss_at_check,
+                                      eta_reduced, sparsity, support))
                 if not alive.numel():
                     break
             if k == self.steps - 1:
                 break
             alpha = 1.0 if k == 0 else self.momentum
-            x_new = self._step(x0, x_k, x_prev, grad, eta, alpha)
+            x_new = self._step(x0, x_k, x_prev, grad, eta, alpha, sparsity)
             new_loss, new_grad, adv = evaluate(x_new, alive)
             increases += (new_loss > loss).to(x.dtype)
             x_prev, x_k, loss, grad = x_k, x_new, new_loss, new_grad
@@ -144,7 +167,15 @@ class APGD(FixedBudgetAttack):
             best_loss = torch.where(improved, loss, best_loss)
             x_best = torch.where(batch_view(improved, x_k), x_k, x_best)
             grad_best = torch.where(batch_view(improved, grad), grad, grad_best)
-            if k + 1 in marks:
+            if k + 1 in marks and l1:
+                new_support = (x_best != x0).flatten(1).sum(dim=1).to(x.dtype)
+                reset = new_support < 0.95 * support
+                sparsity = new_support / x[0].numel() / 1.5
+                eta = torch.where(reset, eta0, eta / 1.5).clamp(eta0 / 10, eta0)
+                x_k = torch.where(batch_view(reset, x_k), x_best, x_k)
+                grad = torch.where(batch_view(reset, grad), grad_best, grad)
+                support = new_support
+            elif k + 1 in marks:
                 window = k + 1 - last_mark
                 stalled = ((increases < self.rho * window)
                            | (~eta_reduced & (loss_at_check >= best_loss)))

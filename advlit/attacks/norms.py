@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
-from advlit.attacks.geometry import TINY, batch_view, box_blocked, normalize_l2
+from advlit.attacks.geometry import TINY, batch_view, box_blocked, clamp_to_box, normalize_l2
 
 # -- measures ----------------------------------------------------------------------------
 
@@ -80,6 +80,32 @@ def project_l1(delta: torch.Tensor, eps: float | torch.Tensor) -> torch.Tensor:
     return torch.where(outside[:, None], shrunk, flat).view_as(delta)
 
 
+def project_l1_in_box(delta: torch.Tensor, x0: torch.Tensor, eps: float | torch.Tensor,
+                      iterations: int = 32) -> torch.Tensor:
+    """The Euclidean projection of ``delta`` onto {||d||_1 <= eps} ∩ {0 <= x0 + d <= 1}
+    (Croce & Hein 2021, "Mind the box", Sec. 3.1; clipping after the L1 projection would waste
+    budget on pixels the box cuts). Per coordinate it is the soft-threshold of delta at theta,
+    clipped to the room the box leaves in delta's direction; theta >= 0 is the smallest with
+    ||d||_1 <= eps, found by bisection (the norm only decreases in theta; 32 halvings reach
+    float32 resolution, and the result is always inside the ball)."""
+    flat, base = delta.flatten(1), x0.flatten(1)
+    room = torch.where(flat > 0, 1 - base, base).clamp_min(0)
+    magnitude = flat.abs()
+    eps_t = torch.as_tensor(eps, dtype=flat.dtype, device=flat.device).expand(flat.shape[0])
+
+    def shrunk(theta: torch.Tensor) -> torch.Tensor:
+        return (magnitude - theta[:, None]).clamp_min(0).minimum(room)
+
+    zero = torch.zeros_like(eps_t)
+    low, high = zero, magnitude.amax(dim=1)
+    for _ in range(iterations):  # invariant: the norm at theta = high is within eps
+        mid = (low + high) / 2
+        over = shrunk(mid).sum(dim=1) > eps_t
+        low, high = torch.where(over, mid, low), torch.where(over, high, mid)
+    theta = torch.where(shrunk(zero).sum(dim=1) > eps_t, high, zero)
+    return (flat.sign() * shrunk(theta)).view_as(delta)
+
+
 # -- steepest ascent: the unit-norm direction d maximizing <grad, d> ------------------------
 
 
@@ -91,15 +117,21 @@ def _ascent_l2(grad: torch.Tensor, x: torch.Tensor | None = None, sparsity: floa
     return normalize_l2(grad)
 
 
-def _ascent_l1(grad: torch.Tensor, x: torch.Tensor | None = None, sparsity: float = 0.01) -> torch.Tensor:
+def _ascent_l1(grad: torch.Tensor, x: torch.Tensor | None = None,
+               sparsity: float | torch.Tensor = 0.01) -> torch.Tensor:
     """Sparse L1 descent (Tramer & Boneh 2019, SLIDE): sign(grad) on the top ``sparsity``
-    fraction of coordinates by |grad|, scaled to unit L1 norm. Given the current point ``x``,
-    coordinates that the [0, 1] box would clip anyway get no share of the budget."""
+    fraction of coordinates by |grad| (a float, or one fraction per sample), scaled to unit L1
+    norm. Given the current point ``x``, coordinates that the [0, 1] box would clip anyway get
+    no share of the budget."""
     if x is not None:
         grad = grad * ~box_blocked(grad, x)
     flat = grad.flatten(1)
-    k = max(1, int(round(sparsity * flat.shape[1])))
-    threshold = flat.abs().topk(k, dim=1).values[:, -1:]
+    d = flat.shape[1]
+    if isinstance(sparsity, torch.Tensor):
+        k = (sparsity * d).round().long().clamp(1, d)
+        threshold = flat.abs().sort(dim=1, descending=True).values.gather(1, (k - 1)[:, None])
+    else:
+        threshold = flat.abs().topk(max(1, int(round(sparsity * d))), dim=1).values[:, -1:]
     mask = (flat.abs() >= threshold) & (flat != 0)
     direction = flat.sign() * mask
     return (direction / direction.abs().sum(dim=1, keepdim=True).clamp_min(1)).view_as(grad)
@@ -176,6 +208,15 @@ class Norm:
     steepest_ascent: Callable[..., torch.Tensor] | None = None
     random_start: Callable[..., torch.Tensor] | None = None
     prox: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
+    project_in_box: Callable[..., torch.Tensor] | None = None
+
+    def project_point(self, x0: torch.Tensor, point: torch.Tensor, eps: float | torch.Tensor) -> torch.Tensor:
+        """A point of the eps ball around ``x0`` inside the [0, 1] box, near ``point``: the
+        exact projection where the norm has ``project_in_box`` (L1) or where ball and box
+        separate per coordinate (Linf), else the ball's projection clipped to the box (L2)."""
+        if self.project_in_box is not None:
+            return x0 + self.project_in_box(point - x0, x0, eps)
+        return clamp_to_box(x0 + self.project(point - x0, eps))
 
     def require(self, *hooks: str, by: str) -> Norm:
         """This norm if it has every hook in ``hooks``, else a ValueError naming ``by`` (the
@@ -194,7 +235,7 @@ _NORMS = {n.name: n for n in (
     Norm("l2", _l2, dual="l2", project=project_l2, steepest_ascent=_ascent_l2,
          random_start=_start_l2, prox=prox_l2),
     Norm("l1", _l1, dual="linf", project=project_l1, steepest_ascent=_ascent_l1,
-         random_start=_start_l1, prox=prox_l1),
+         random_start=_start_l1, prox=prox_l1, project_in_box=project_l1_in_box),
     Norm("l0", _l0, prox=prox_l0),
     Norm("group_l0", _group_l0, prox=prox_group_l0),
 )}

@@ -21,7 +21,8 @@ class PGD(FixedBudgetAttack):
     """``steps`` iterations of x <- Proj_{B(x0, eps) ∩ [0,1]}(x + step_size * d), where d is
     the norm's steepest-ascent direction of the loss (sign for Linf, normalized gradient for
     L2, sign on the top ``l1_sparsity`` fraction of coordinates for L1, skipping pixels already
-    at the box boundary; :mod:`advlit.attacks.norms`). A K-step attack costs exactly K
+    at the box boundary; :mod:`advlit.attacks.norms`); in L1 the projection onto ball ∩ box is
+    exact (Croce & Hein 2021). A K-step attack costs exactly K
     forward+backward passes; with ``restarts`` > 1 each restart adds one forward pass to pick,
     per sample, the worst case (misclassified first, then the higher loss).
     """
@@ -75,7 +76,7 @@ class PGD(FixedBudgetAttack):
                 x_adv = x_adv.requires_grad_(True)
             (grad,) = torch.autograd.grad(objective(x_adv).sum(), x_adv, create_graph=self.differentiable)
             x_adv = x_adv + self.alpha * geometry.steepest_ascent(grad, x_adv, self.l1_sparsity)
-            x_adv = clamp_to_box(x + geometry.project(x_adv - x, self.eps))
+            x_adv = geometry.project_point(x, x_adv, self.eps)
         return x_adv
 
     def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, rng: SampleRNG) -> torch.Tensor:

@@ -9,7 +9,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from advlit.attacks.base import FixedBudgetAttack, model_state_guard
-from advlit.attacks.geometry import clamp_to_box
 from advlit.attacks.norms import get_norm
 
 CHECKS = {
@@ -146,6 +145,6 @@ def _extra_steps_break(model, x, y, x_adv, norm: str, eps: float, steps: int = 1
                 return True
             (grad,) = torch.autograd.grad(F.cross_entropy(logits, y, reduction="sum"), point)
             point = point.detach() + eps / 10 * geometry.steepest_ascent(grad)
-            point = clamp_to_box(x + geometry.project(point - x, eps))
+            point = geometry.project_point(x, point, eps)
         with torch.no_grad():
             return bool((model(point).argmax(dim=1) != y).any())

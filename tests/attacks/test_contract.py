@@ -49,6 +49,7 @@ CASES = [
     APGD(norm="linf", eps=0.1, steps=10),
     APGD(norm="l2", eps=1.0, steps=10, loss="dlr"),
     APGD(norm="linf", eps=0.1, steps=5, targeted=True),
+    APGD(norm="l1", eps=2.0, steps=10),
     APGDT(norm="linf", eps=0.1, steps=5, target_classes=2),
     Square(norm="linf", eps=0.1, queries=30),
     Square(norm="l2", eps=1.0, queries=30),
