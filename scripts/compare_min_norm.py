@@ -28,11 +28,13 @@ from advlit.data import MNISTDataModule
 from advlit.evaluation import AttackSuite
 from advlit.models import Pretrained
 
-FOOLBOX_FMN = {"linf": "LInfFMNAttack", "l2": "L2FMNAttack", "l1": "L1FMNAttack"}
+FOOLBOX_FMN = {"linf": "LInfFMNAttack", "l2": "L2FMNAttack", "l1": "L1FMNAttack", "l0": "L0FMNAttack"}
 
 
 def ours(norm: str, budget: int) -> dict:
-    attacks = {f"PDPGD-{norm}": PDPGD(norm=norm, steps=budget), f"FMN-{norm}": FMN(norm=norm, steps=budget)}
+    attacks = {f"PDPGD-{norm}": PDPGD(norm=norm, steps=budget)}
+    if norm in FMN.norms:
+        attacks[f"FMN-{norm}"] = FMN(norm=norm, steps=budget)
     if norm == "l2":
         attacks["PDGD-l2"] = PDGD(steps=budget)
     return attacks
@@ -84,7 +86,7 @@ def main() -> None:
     parser.add_argument("--root", default="../shared/data")
     parser.add_argument("--samples", type=int, default=1000)
     parser.add_argument("--budgets", type=int, nargs="+", default=[100, 200, 1000])
-    parser.add_argument("--norms", nargs="+", default=["linf", "l2", "l1"])
+    parser.add_argument("--norms", nargs="+", default=["linf", "l2", "l1"], choices=tuple(FOOLBOX_FMN))
     args = parser.parse_args()
     x, y = MNISTDataModule(root=args.root).split_tensors("test", args.samples)
     for path in args.models:

@@ -43,7 +43,7 @@ class _PeerMinNorm(MinNormAttack):
     """A peer library's min-norm attack ``name`` with ``options``; points it does not break
     come back unchanged (the min-norm contract)."""
 
-    norms = ("linf", "l2", "l1")
+    norms = ("linf", "l2", "l1", "l0")
     supports_targeted = False
 
     def __init__(self, *, name: str, norm: str = "l2", options: dict[str, Any] | None = None) -> None:
@@ -69,7 +69,7 @@ class TorchattacksMinNorm(_PeerMinNorm):
 
 class FoolboxMinNorm(_PeerMinNorm):
     """A min-norm Foolbox 3 attack (``name`` e.g. "L2FMNAttack", "LInfFMNAttack",
-    "L1FMNAttack", "DDNAttack") with ``options``. ``pip install --no-deps foolbox eagerpy
+    "L1FMNAttack", "L0FMNAttack", "DDNAttack") with ``options``. ``pip install --no-deps foolbox eagerpy
     GitPython``."""
 
     def run_peer(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
