@@ -1,11 +1,13 @@
-"""``advlit fit|validate|test|predict``: LightningCLI over any defense and datamodule."""
+"""``advlit fit|validate|test``: LightningCLI over any defense and datamodule."""
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from pathlib import Path
 
+from jsonargparse import Namespace
 from lightning.pytorch import LightningDataModule
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
@@ -20,6 +22,63 @@ RUN_ENV = "ADVLIT_RUN"  # the run number, shared with DDP worker processes
 def checkpoint_callback(trainer) -> ModelCheckpoint | None:
     """The first ModelCheckpoint with a dirpath: where ``--ckpt_path last|best`` look and a fit writes."""
     return next((c for c in trainer.checkpoint_callbacks if isinstance(c, ModelCheckpoint) and c.dirpath), None)
+
+
+def experiment_name(config_files) -> tuple[str, str]:
+    """(group, name) of the experiment a run belongs to, from its first ``--config`` file:
+    ``configs/mnist/pgd_at.yaml`` -> ("mnist", "pgd_at"), ``configs/quickstart.yaml`` ->
+    ("", "quickstart"); a file outside ``configs/`` is named by its folder and stem."""
+    if not config_files:
+        return "", "advlit"
+    path = Path(str(config_files[0])).with_suffix("")
+    parts = path.parts
+    if "configs" in parts:
+        rest = parts[len(parts) - parts[::-1].index("configs"):]
+        return "/".join(rest[:-1]), rest[-1]
+    return path.parent.name, path.name
+
+
+def _is_checkpoint(entry) -> bool:
+    module, _, name = str(entry.get("class_path", "")).rpartition(".")
+    try:
+        return issubclass(getattr(importlib.import_module(module), name), ModelCheckpoint)
+    except (ImportError, AttributeError, TypeError, ValueError):
+        return False
+
+
+def add_experiment_defaults(config: Namespace) -> None:
+    """What every experiment shares, filled in where its config is silent, so an experiment
+    file holds only what is particular to it. For the experiment (group, name) of
+    :func:`experiment_name`: loggers W&B (offline; project ``advlit``, run ``group-name``) and
+    CSV (``logs/<group>/<name>``) unless ``trainer.logger`` is set (``false``: none); a
+    ``ModelCheckpoint`` (``save_last``) writing to ``logs/<group>/<name>/checkpoints`` unless
+    ``trainer.enable_checkpointing`` is false, and that folder for a ModelCheckpoint without
+    a ``dirpath``; ``trainer.devices`` 1 unless set."""
+    group, name = experiment_name(config.get("config"))
+    folder = Path("logs", group, name).as_posix()
+    trainer = config["trainer"]
+    if trainer.get("logger") in (None, True):
+        trainer["logger"] = [
+            Namespace(class_path="lightning.pytorch.loggers.WandbLogger", init_args=Namespace(
+                project="advlit", name="-".join(filter(None, (group.replace("/", "-"), name))),
+                save_dir="logs", offline=True)),
+            Namespace(class_path="lightning.pytorch.loggers.CSVLogger",
+                      init_args=Namespace(save_dir=Path("logs", group).as_posix(), name=name))]
+    if trainer.get("devices") in (None, "auto"):
+        trainer["devices"] = 1
+    if trainer.get("enable_checkpointing") is False:
+        return
+    callbacks = trainer.get("callbacks") or []
+    checkpoints = [c for c in callbacks if isinstance(c, Namespace) and _is_checkpoint(c)]
+    if not checkpoints:
+        default = Namespace(class_path="lightning.pytorch.callbacks.ModelCheckpoint",
+                            init_args=Namespace(save_last=True, enable_version_counter=False))
+        checkpoints, trainer["callbacks"] = [default], [default, *callbacks]
+    for each in checkpoints:
+        if each.get("init_args") is None:
+            each["init_args"] = Namespace()
+        if each["init_args"].get("dirpath") is None:
+            each["init_args"]["dirpath"] = f"{folder}/checkpoints"
 
 
 class LoggedSaveConfigCallback(SaveConfigCallback):
@@ -59,7 +118,8 @@ class LoggedSaveConfigCallback(SaveConfigCallback):
 
 
 class AdvlitCLI(LightningCLI):
-    """LightningCLI in subclass mode for the model (a RobustClassifier) and the data.
+    """LightningCLI in subclass mode for the model (a RobustClassifier) and the data, with the
+    experiment's shared loggers and checkpointing filled in (:func:`add_experiment_defaults`).
 
     The datamodule's ``num_classes`` is linked into the classifier network. In a new
     process, ``--ckpt_path last`` finds ``last.ckpt`` of the newest run (every ``fit`` writes
@@ -68,9 +128,19 @@ class AdvlitCLI(LightningCLI):
     ``weights_only=True`` (advlit.checkpoints).
     """
 
+    @staticmethod
+    def subcommands() -> dict[str, set[str]]:
+        """fit, validate and test (advlit's datamodules have no predict split)."""
+        commands = LightningCLI.subcommands()
+        del commands["predict"]
+        return commands
+
     def add_arguments_to_parser(self, parser) -> None:
         parser.link_arguments("data.num_classes", "model.init_args.model.init_args.num_classes",
                               apply_on="instantiate")
+
+    def before_instantiate_classes(self) -> None:
+        add_experiment_defaults(self.config[self.subcommand] if self.subcommand else self.config)
 
     def _resolve_checkpoint(self) -> None:
         """Turn ``--ckpt_path last|best`` into the file, or fail naming the folder searched, and
@@ -171,7 +241,7 @@ def build_cli(args=None, run: bool = True) -> AdvlitCLI:
     """Parse ``args`` (default: sys.argv) and run the subcommand; returns the CLI object."""
     return AdvlitCLI(RobustClassifier, LightningDataModule, subclass_mode_model=True,
                      subclass_mode_data=True, save_config_callback=LoggedSaveConfigCallback,
-                     args=args, run=run)
+                     seed_everything_default=0, args=args, run=run)
 
 
 def main() -> None:

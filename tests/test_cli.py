@@ -9,6 +9,7 @@ import torch
 from PIL import Image
 
 from advlit.cli import build_cli
+from advlit.defenses import AdversarialTraining
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICKSTART = str(ROOT / "configs" / "quickstart.yaml")
@@ -18,8 +19,13 @@ QUIET = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=
 
 def test_fit_then_test_with_offline_wandb(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    build_cli(["fit", "--config", QUICKSTART, "--trainer.max_epochs=2", *QUIET])
-    assert (tmp_path / "logs/quickstart/checkpoints/run_0/last.ckpt").is_file()
+    fitted = build_cli(["fit", "--config", QUICKSTART, "--trainer.max_epochs=2", *QUIET])
+    last = tmp_path / "logs/quickstart/checkpoints/run_0/last.ckpt"
+    assert last.is_file()
+    rebuilt = AdversarialTraining.load_from_checkpoint(last, weights_only=True).eval()  # from its hparams
+    assert rebuilt.attack.eps == fitted.model.attack.eps and rebuilt.attack.steps == fitted.model.attack.steps
+    probe = torch.rand(4, 1, 8, 8)
+    assert torch.equal(rebuilt(probe), fitted.model.eval()(probe))
     cli = build_cli(["test", "--config", QUICKSTART, "--ckpt_path", "last", *QUIET])
     metrics = cli.trainer.callback_metrics
     for key in ["test/clean_acc", "test/robust_acc/pgd20/eps=0.05",
@@ -38,6 +44,26 @@ def test_fit_then_test_with_offline_wandb(tmp_path, monkeypatch):
     images = list((media / "images").rglob("*.png"))
     assert images and list((media / "table").rglob("*.json"))
     assert max(int(np.array(Image.open(f)).max()) for f in images) > 200  # [0, 1] scaled to bytes
+
+
+def test_experiment_defaults_come_from_the_config_path(tmp_path, monkeypatch):
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    from advlit.cli import checkpoint_callback, experiment_name
+
+    assert experiment_name([ROOT / "configs" / "mnist" / "pgd_at.yaml"]) == ("mnist", "pgd_at")
+    assert experiment_name(["configs/quickstart.yaml"]) == ("", "quickstart")
+    assert experiment_name([tmp_path / "mine" / "exp.yaml"]) == ("mine", "exp")
+    monkeypatch.chdir(tmp_path)
+    cli = build_cli(["--config", DIGITS_ERM], run=False)
+    loggers = {type(each).__name__: each for each in cli.trainer.loggers}
+    assert set(loggers) == {"WandbLogger", "CSVLogger"}
+    assert Path(loggers["CSVLogger"].log_dir).resolve().is_relative_to(tmp_path / "logs" / "digits" / "erm")
+    assert Path(checkpoint_callback(cli.trainer).dirpath) == tmp_path / "logs" / "digits" / "erm" / "checkpoints"
+    assert cli.trainer.num_devices == 1 and cli.config.seed_everything == 0
+    bare = build_cli(["--config", DIGITS_ERM, "--trainer.logger=false", "--trainer.enable_checkpointing=false",
+                      "--trainer.callbacks=[]"], run=False)
+    assert not bare.trainer.loggers and not any(isinstance(c, ModelCheckpoint) for c in bare.trainer.callbacks)
 
 
 def test_resumed_fit_matches_uninterrupted_fit(tmp_path, monkeypatch):

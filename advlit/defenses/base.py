@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Literal
 
 import torch
@@ -17,6 +18,15 @@ from advlit.models.acceleration import accelerate
 RNG_KEY = "advlit_rng_states"
 
 
+def _plain(value: Any) -> bool:
+    """Data a checkpoint may hold and ``weights_only=True`` may load: no objects, no callables."""
+    if isinstance(value, dict):
+        return all(_plain(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return all(_plain(v) for v in value)
+    return value is None or isinstance(value, (str, int, float, bool))
+
+
 class RobustClassifier(LightningModule):
     """Empirical risk minimization with cross-entropy around a plain ``nn.Module`` classifier.
 
@@ -30,6 +40,11 @@ class RobustClassifier(LightningModule):
     NHWC order; ``compile`` runs the network through ``torch.compile`` (``True`` or a
     backend name), keeping parameter names, so checkpoints are unchanged. Mixed precision is
     Lightning's ``trainer.precision``.
+
+    Built by ``advlit``'s CLI, the module's hyper-parameters are its config (plain data), so
+    the defense's ``load_from_checkpoint(path)`` (e.g. ``AdversarialTraining``'s) rebuilds it
+    with its network and attack (the checkpoint still loads with ``weights_only=True``). Built
+    in Python, only plain values are kept: pass the objects again (``model=...``).
     """
 
     def __init__(self, model: nn.Module, optimizer: OptimizerCallable = torch.optim.Adam,
@@ -37,6 +52,11 @@ class RobustClassifier(LightningModule):
                  scheduler_interval: Literal["epoch", "step"] = "epoch",
                  channels_last: bool = False, compile: bool | str = False) -> None:
         super().__init__()
+        with warnings.catch_warnings():  # objects are dropped below, not pickled
+            warnings.filterwarnings("ignore", message=".*is an instance of `nn.Module`")
+            self.save_hyperparameters(logger=False)  # the resolved config is logged by the CLI
+        for key in [k for k, v in self._hparams.items() if not _plain(v)]:
+            del self._hparams[key]
         self.model = accelerate(model, channels_last=channels_last, compile=compile)
         self.optimizer = optimizer
         self.scheduler = scheduler
