@@ -39,6 +39,7 @@ def experiment_name(config_files) -> tuple[str, str]:
 
 
 def _is_checkpoint(entry) -> bool:
+    """Whether a parsed callback entry (class_path, init_args) is a ModelCheckpoint."""
     module, _, name = str(entry.get("class_path", "")).rpartition(".")
     try:
         return issubclass(getattr(importlib.import_module(module), name), ModelCheckpoint)
@@ -53,7 +54,7 @@ def add_experiment_defaults(config: Namespace) -> None:
     CSV (``logs/<group>/<name>``) unless ``trainer.logger`` is set (``false``: none); a
     ``ModelCheckpoint`` (``save_last``) writing to ``logs/<group>/<name>/checkpoints`` unless
     ``trainer.enable_checkpointing`` is false, and that folder for a ModelCheckpoint without
-    a ``dirpath``; ``trainer.devices`` 1 unless set."""
+    a ``dirpath``; one device where ``trainer.devices`` is ``auto`` (give a number for more)."""
     group, name = experiment_name(config.get("config"))
     folder = Path("logs", group, name).as_posix()
     trainer = config["trainer"]

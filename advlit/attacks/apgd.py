@@ -37,11 +37,11 @@ class APGD(FixedBudgetAttack):
 
     In L1 (Croce & Hein 2021, Sec. 3): eta starts at eps, each step is the sign of the
     gradient on the top k fraction of coordinates that the box does not block, scaled to L1
-    length eta, without momentum, then projected exactly onto the L1 ball ∩ box. The start is
-    sparse (a Gaussian projected onto ball ∩ box), since k follows the best point's support; k starts at
-    0.2 and every 4% of the steps it becomes ||x_best - x||_0 / (1.5 d); there eta returns to eps
-    (and the iterate to the best point) if that sparsity fell by over 5%, else eta divides by
-    1.5, down to eps / 10.
+    length eta, without momentum, then projected exactly onto the L1 ball ∩ box. k starts at
+    0.2 and every 4% of the steps it becomes ||x_best - x||_0 / (1.5 d); there eta returns to
+    eps (and the iterate to the best point) if that support shrank by over 5%, else eta
+    divides by 1.5, down to eps / 10. Since k follows the best point's support, the start is
+    sparse too: a Gaussian projected onto ball ∩ box.
 
     Losses: ``ce``, ``dlr`` (untargeted); with ``targeted=True`` (``y`` is the target):
     ``ce`` (minus the target's cross-entropy) or ``margin``. A sample leaves the working

@@ -22,8 +22,7 @@ class PGD(FixedBudgetAttack):
     the norm's steepest-ascent direction of the loss (sign for Linf, normalized gradient for
     L2, sign on the top ``l1_sparsity`` fraction of coordinates for L1, skipping pixels already
     at the box boundary; :mod:`advlit.attacks.norms`); in L1 the projection onto ball ∩ box is
-    exact (Croce & Hein 2021). A K-step attack costs exactly K
-    forward+backward passes; with ``restarts`` > 1 each restart adds one forward pass to pick,
+    exact (Croce & Hein 2021). A K-step attack costs exactly K forward+backward passes; with ``restarts`` > 1 each restart adds one forward pass to pick,
     per sample, the worst case (misclassified first, then the higher loss).
     """
 
