@@ -153,6 +153,16 @@ def test_standard_suite_on_a_plain_module_and_its_summary(trained_digits_cnn, di
     assert "apgd_t" in table and all(len(line) <= 80 for line in table.splitlines())
 
 
+def test_l2_standard_suite_has_a_min_norm_stage_at_its_eps(trained_digits_cnn, digits):
+    _, _, x, y = digits
+    suite = standard_suite(norm="l2", eps=1.0)
+    assert list(suite.attacks) == ["apgd_ce", "apgd_t", "pdgd", "square"] and suite.grid("pdgd") == [1.0]
+    x, y = x[:24], y[:24]
+    suite.attacks["square"] = suite.attacks["square"].replace(queries=50)
+    result = suite.run(trained_digits_cnn, x, y)
+    assert result.robust_accuracy <= result.metrics()["robust_acc/apgd_t/eps=1"] + 1e-9
+
+
 def test_budget_counters_are_exact(trained_digits_cnn, digits):
     """A K-step PGD counts K backward passes per attacked sample; a cascade attacks only the
     points still standing."""

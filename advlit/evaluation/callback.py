@@ -73,8 +73,8 @@ class RobustnessEvaluation(Callback):
         if standard is not None:  # after the configured attacks, at its own eps unless gridded
             built = standard_suite(**standard)
             attacks = {**attacks, **built.attacks}
-            for name, attack in built.attacks.items():
-                eps_grid.setdefault(name, [attack.eps])
+            for name in built.attacks:
+                eps_grid.setdefault(name, built.grid(name))
             eot_samples = max(eot_samples, built.eot_samples)  # the ``rand`` version uses EOT
         if not attacks:
             raise ValueError("RobustnessEvaluation needs at least one attack (attacks: or standard:)")
