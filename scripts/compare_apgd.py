@@ -15,6 +15,7 @@ import time
 import torch
 
 from advlit.attacks import APGD, PGD
+from advlit.attacks.peers import AUTOATTACK_NORMS
 from advlit.data import MNISTDataModule
 
 
@@ -42,7 +43,7 @@ def main() -> None:
         model = torch.jit.load(path).eval()
         row = []
         for attack in (APGD(norm=args.norm, eps=eps, steps=args.steps),
-                       APGDAttack(model, norm={"linf": "Linf", "l2": "L2", "l1": "L1"}[args.norm], eps=eps,
+                       APGDAttack(model, norm=AUTOATTACK_NORMS[args.norm], eps=eps,
                                   n_iter=args.steps, n_restarts=1, loss="ce", device="cpu", seed=0),
                        PGD(norm=args.norm, eps=eps, steps=args.steps)):
             start = time.perf_counter()

@@ -103,7 +103,7 @@ class APGD(FixedBudgetAttack):
         geometry = self.geometry
         step = batch_view(eta, x_k) * geometry.steepest_ascent(grad, x_k, sparsity)
         z = geometry.project_point(x0, x_k + step, self.eps)
-        if self.norm == "l1":  # Croce & Hein 2021: no momentum in L1
+        if alpha == 1:  # no momentum: z is already projected
             return z
         moved = x_k + alpha * (z - x_k) + (1 - alpha) * (x_k - x_prev)
         return geometry.project_point(x0, moved, self.eps)
@@ -124,7 +124,7 @@ class APGD(FixedBudgetAttack):
             (grad,) = torch.autograd.grad(loss.sum(), points)
             return loss.detach(), grad, adversarial(logits.detach(), y[alive], self.targeted)
 
-        l1 = self.norm == "l1"
+        l1, d = self.norm == "l1", x[0].numel()
         x0 = x
         if l1:  # a sparse start: a Gaussian projected onto the L1 sphere inside the box
             noise = rng.normal(stream, tuple(x0.shape[1:]), x0.dtype)
@@ -139,7 +139,7 @@ class APGD(FixedBudgetAttack):
         increases = torch.zeros(n, device=x.device, dtype=x.dtype)
         loss_at_check, eta_reduced = best_loss.clone(), torch.zeros(n, dtype=torch.bool, device=x.device)
         sparsity = torch.full((n,), 0.2, device=x.device, dtype=x.dtype)  # L1: fraction of coordinates
-        support = torch.full((n,), float(x[0].numel()), device=x.device, dtype=x.dtype)
+        support = torch.full((n,), float(d), device=x.device, dtype=x.dtype)
         every = max(int(0.04 * self.steps), 1)
         marks = set(range(every, self.steps, every)) if l1 else set(checkpoints(self.steps))
         last_mark = 0
@@ -158,7 +158,7 @@ class APGD(FixedBudgetAttack):
                     break
             if k == self.steps - 1:
                 break
-            alpha = 1.0 if k == 0 else self.momentum
+            alpha = 1.0 if k == 0 or l1 else self.momentum  # Croce & Hein 2021: none in L1
             x_new = self._step(x0, x_k, x_prev, grad, eta, alpha, sparsity)
             new_loss, new_grad, adv = evaluate(x_new, alive)
             increases += (new_loss > loss).to(x.dtype)
@@ -170,7 +170,7 @@ class APGD(FixedBudgetAttack):
             if k + 1 in marks and l1:
                 new_support = (x_best != x0).flatten(1).sum(dim=1).to(x.dtype)
                 reset = new_support < 0.95 * support
-                sparsity = new_support / x[0].numel() / 1.5
+                sparsity = new_support / d / 1.5
                 eta = torch.where(reset, eta0, eta / 1.5).clamp(eta0 / 10, eta0)
                 x_k = torch.where(batch_view(reset, x_k), x_best, x_k)
                 grad = torch.where(batch_view(reset, grad), grad_best, grad)

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from advlit.attacks.base import MinNormAttack
-from advlit.attacks.geometry import TINY, batch_view, box_blocked, clamp_to_box, normalize_l2
+from advlit.attacks.geometry import TINY, batch_view, box_blocked, normalize_l2
 from advlit.attacks.losses import signed_margin
 from advlit.attacks.norms import get_norm
 from advlit.attacks.randomness import SampleRNG
@@ -87,7 +87,6 @@ class FMN(MinNormAttack):
                 eps = torch.where(adversarial, torch.minimum(eps * (1 - gamma), best_norm),
                                   torch.where(best_norm.isfinite(), eps * (1 + gamma), to_boundary))
                 eps = torch.minimum(eps, largest)
-                delta = geometry.project(delta - alpha * normalize_l2(grad), eps)
-                delta = clamp_to_box(x + delta) - x
+                delta = geometry.project_point(x, x + delta - alpha * normalize_l2(grad), eps) - x
         found = best_norm.isfinite() & (best_norm > 0)
         return self.boundary_search(model, x, y, best, found, self.refine_steps)

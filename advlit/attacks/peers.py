@@ -85,6 +85,9 @@ class FoolboxMinNorm(_PeerMinNorm):
         return attack.run(fmodel, x, foolbox.criteria.Misclassification(y))
 
 
+AUTOATTACK_NORMS = {"linf": "Linf", "l2": "L2", "l1": "L1"}  # advlit's norm names -> AutoAttack's
+
+
 def autoattack_robust(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, norm: str = "linf",
                       eps: float, version: str = "standard", batch_size: int = 500) -> torch.Tensor:
     """Per-sample robustness under the AutoAttack reference (Croce & Hein 2020,
@@ -93,11 +96,10 @@ def autoattack_robust(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, nor
         from pyautoattack import AutoAttack
     except ImportError as err:
         raise ImportError("the AutoAttack reference needs: pip install --no-deps pyautoattack") from err
-    names = {"linf": "Linf", "l2": "L2", "l1": "L1"}
-    if norm not in names:
-        raise ValueError(f"AutoAttack supports norm in {tuple(names)}, got {norm!r}")
+    if norm not in AUTOATTACK_NORMS:
+        raise ValueError(f"AutoAttack supports norm in {tuple(AUTOATTACK_NORMS)}, got {norm!r}")
     model.eval()
-    reference = AutoAttack(model, norm=names[norm], eps=eps, version=version, device=x.device, seed=0)
+    reference = AutoAttack(model, norm=AUTOATTACK_NORMS[norm], eps=eps, version=version, device=x.device, seed=0)
     x_adv, _ = reference.run_standard_evaluation(x, y, batch_size=batch_size)
     with torch.no_grad():
         return torch.cat([model(part).argmax(1) for part in x_adv.split(batch_size)]) == y

@@ -39,11 +39,11 @@ def standard_suite(norm: str = "linf", eps: float = 0.3, version: str = "standar
     if version == "standard":
         attacks = {"apgd_ce": APGD(norm=norm, eps=eps, steps=100),
                    "apgd_t": APGDT(norm=norm, eps=eps, steps=100, target_classes=3)}
-        if norm == "l2":  # a min-norm stage, AutoAttack's FAB-T in kind
-            attacks["pdgd"] = PDGD(steps=200)
+        grid = {}
+        if norm == "l2":  # a min-norm stage, AutoAttack's FAB-T in kind, broken within eps
+            attacks["pdgd"], grid["pdgd"] = PDGD(steps=200), [eps]
         attacks["square"] = Square(norm=norm, eps=eps, queries=4500)
-        return AttackSuite(attacks, eps_grid={"pdgd": [eps]} if norm == "l2" else None, cascade=True,
-                           seed=seed, progress=progress)
+        return AttackSuite(attacks, eps_grid=grid, cascade=True, seed=seed, progress=progress)
     if version == "rand":
         attacks = {"apgd_ce": APGD(norm=norm, eps=eps, steps=100),
                    "apgd_dlr": APGD(norm=norm, eps=eps, steps=100, loss="dlr")}
