@@ -29,7 +29,8 @@ from advlit.defenses import AdversarialTraining, RobustClassifier
 from advlit.evaluation import standard_suite
 from advlit.models import InputQuantization, LeNet5, Normalize, ScrambledGradient
 
-EPS = {"linf": {"erm": 0.1, "robust": 0.3}, "l2": {"erm": 1.5, "robust": 2.0}}
+EPS = {"linf": {"erm": 0.1, "robust": 0.3}, "l2": {"erm": 1.5, "robust": 2.0},
+       "l1": {"erm": 5.0, "robust": 10.0}}
 
 
 class BatchNormCNN(nn.Module):

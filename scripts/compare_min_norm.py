@@ -8,18 +8,22 @@ over the points both broke, and the ratio (< 1: advlit's perturbations are small
 A budget B gives PDGD/PDPGD, FMN, Foolbox's FMN and DDN B steps, and torchattacks' FAB B / 10
 steps (each FAB step takes the input gradient of all 10 logits). The best attack of a side is
 the one with the highest success rate, then the smallest mean norm on the points every attack
-of the row broke.
+of the row broke. ``--plot PATH`` draws, per model and norm, each attack's median radius over
+the correctly classified points (unbroken points count as infinite) against its measured
+gradients per image, one point per budget: AttackBench's norm-vs-budget curve.
 
     pip install --no-deps torchattacks foolbox eagerpy GitPython   # peers; never dependencies
     python scripts/bench_eval.py --export --models erm pgd_at   # trains (once) and saves the MNIST zoo
     python scripts/compare_min_norm.py --models logs/bench_zoo/erm.ts logs/bench_zoo/pgd_at.ts \\
-        --samples 1000 --budgets 100 200 1000
+        --samples 1000 --budgets 100 200 1000 [--plot min_norm.png]
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
+from pathlib import Path
 
 import torch
 
@@ -60,16 +64,19 @@ def best(names: list[str], result, common: torch.Tensor) -> str:
                                      result.radius[n][common].double().mean().item()))
 
 
-def compare(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, norm: str, budget: int) -> None:
+def compare(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, norm: str,
+            budget: int) -> dict[str, tuple[float, float]]:
+    """Prints the row; returns attack -> (gradients per image, median radius)."""
     mine, theirs = ours(norm, budget), peers(norm, budget)
     result = AttackSuite({**mine, **theirs}, checks=False).run(model, x, y, index=torch.arange(len(y)))
+    curve = {n: (result.backward[n] / len(y), result.radius[n].median().item()) for n in (*mine, *theirs)}
     for name in (*mine, *theirs):
         stats = result.norm_statistics(name)
         mean = stats.get("mean_norm", float("nan"))
         print(f"  {norm:<5}{budget:>6}  {name:<22}{stats['success_rate']:>8.3f}{mean:>11.4f}"
               f"{result.backward[name] / len(y):>10.0f}{result.seconds[name]:>8.1f}", flush=True)
     if not theirs:
-        return
+        return curve
     broken = [result.radius[n].isfinite() & (result.radius[n] > 0) for n in (*mine, *theirs)]
     common = torch.stack(broken).all(0)
     a, b = best(list(mine), result, common), best(list(theirs), result, common)
@@ -77,6 +84,27 @@ def compare(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, norm: str,
     print(f"  {norm:<5}{budget:>6}  best: {a} {result.norm_statistics(a)['success_rate']:.3f} vs {b} "
           f"{result.norm_statistics(b)['success_rate']:.3f}; mean norm on {int(common.sum())} common points "
           f"{ra:.4f} vs {rb:.4f}, ratio {ra / rb:.3f}", flush=True)
+    return curve
+
+
+def plot(curves: dict[tuple[str, str], dict[str, list[tuple[float, float]]]], path: str) -> None:
+    """One panel per (model, norm): median radius against gradients per image, written atomically."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(curves), figsize=(4.5 * len(curves), 3.6), squeeze=False)
+    for ax, ((model, norm), attacks) in zip(axes[0], curves.items()):
+        for name, points in attacks.items():
+            ax.plot(*zip(*sorted(points)), marker="o", label=name)
+        ax.set(xscale="log", xlabel="gradients per image", ylabel=f"median {norm} radius",
+               title=f"{Path(model).stem}, {norm}")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    tmp = Path(path).with_name(Path(path).name + ".tmp.png")
+    fig.savefig(tmp, dpi=120)
+    os.replace(tmp, path)
 
 
 def main() -> None:
@@ -87,7 +115,9 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=1000)
     parser.add_argument("--budgets", type=int, nargs="+", default=[100, 200, 1000])
     parser.add_argument("--norms", nargs="+", default=["linf", "l2", "l1"], choices=tuple(FOOLBOX_FMN))
+    parser.add_argument("--plot", default=None, help="save the norm-vs-budget curves here (needs matplotlib)")
     args = parser.parse_args()
+    curves = {}
     x, y = MNISTDataModule(root=args.root).split_tensors("test", args.samples)
     for path in args.models:
         model = Pretrained(path).eval()
@@ -97,8 +127,12 @@ def main() -> None:
         print(f"  {'norm':<5}{'budget':>6}  {'attack':<22}{'success':>8}{'mean norm':>11}"
               f"{'grads/img':>10}{'s':>8}")
         for norm in args.norms:
+            curve = curves.setdefault((path, norm), {})
             for budget in args.budgets:
-                compare(model, x[keep], y[keep], norm, budget)
+                for name, point in compare(model, x[keep], y[keep], norm, budget).items():
+                    curve.setdefault(name.replace(f"-{norm}", ""), []).append(point)
+    if args.plot:
+        plot(curves, args.plot)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from advlit.attacks import APGD, APGDT, FGSM, PDPGD, PGD, CarliniWagnerL2, DeepFool, Square
+from advlit.attacks import APGD, APGDT, FGSM, PDGD, PDPGD, PGD, CarliniWagnerL2, DeepFool, Square, WithinEps
 from advlit.evaluation import AttackSuite, SuiteResult, standard_suite
 from advlit.models import ScrambledGradient
 from tests.conftest import accuracy
@@ -19,6 +19,7 @@ EVERY_ATTACK = {
     "apgd_t": APGDT(eps=0.1, steps=5, target_classes=2),
     "square": Square(eps=0.1, queries=40),
     "square_l2": Square(norm="l2", eps=1.0, queries=40),
+    "square_l1": Square(norm="l1", eps=3.0, queries=40),
     "pdpgd": PDPGD(norm="linf", steps=20, restarts=2),
     "cw": CarliniWagnerL2(steps=20, binary_search_steps=2),
     "deepfool": DeepFool(norm="l2", steps=10),
@@ -30,7 +31,8 @@ def test_results_do_not_depend_on_batching(trained_digits_cnn, digits):
     and for batches of 20 in a shuffled order (each sample keeps its dataset index)."""
     _, _, x, y = digits
     x, y = x[:48], y[:48]
-    suite = AttackSuite(EVERY_ATTACK, eps_grid={"linf": [0.1], "l2": [1.0]}, cascade=False, checks=False)
+    grid = {"linf": [0.1], "l2": [1.0], "l1": [3.0]}
+    suite = AttackSuite(EVERY_ATTACK, eps_grid=grid, cascade=False, checks=False)
     whole = suite.run(trained_digits_cnn, x, y)
     order = torch.randperm(48, generator=torch.Generator().manual_seed(3))
     parts = [suite.run(trained_digits_cnn, x[idx], y[idx], index=idx) for idx in order.split(20)]
@@ -135,7 +137,7 @@ def test_apgd_is_at_least_as_strong_as_pgd_of_the_same_budget(trained_digits_cnn
 def test_square_alone_breaks_most_points_of_an_erm_model(trained_digits_cnn, digits):
     _, _, x, y = digits
     x, y = x[:100], y[:100]
-    for norm, eps in (("linf", 0.2), ("l2", 2.0)):
+    for norm, eps in (("linf", 0.2), ("l2", 2.0), ("l1", 8.0)):
         x_adv = Square(norm=norm, eps=eps, queries=300)(trained_digits_cnn, x, y, index=torch.arange(100))
         assert accuracy(trained_digits_cnn, x_adv, y) < 0.3, norm
 
@@ -153,14 +155,34 @@ def test_standard_suite_on_a_plain_module_and_its_summary(trained_digits_cnn, di
     assert "apgd_t" in table and all(len(line) <= 80 for line in table.splitlines())
 
 
-def test_l2_standard_suite_has_a_min_norm_stage_at_its_eps(trained_digits_cnn, digits):
+@pytest.mark.parametrize("norm, eps", [("l2", 0.4), ("l1", 1.0)])
+def test_standard_suite_has_a_min_norm_stage_on_the_points_standing(trained_digits_cnn, digits, norm, eps):
     _, _, x, y = digits
-    suite = standard_suite(norm="l2", eps=1.0)
-    assert list(suite.attacks) == ["apgd_ce", "apgd_t", "pdgd", "square"] and suite.grid("pdgd") == [1.0]
+    suite = standard_suite(norm=norm, eps=eps)
+    assert list(suite.attacks) == ["apgd_ce", "apgd_t", "min_norm", "square"]
+    assert suite.grid("min_norm") == [eps]
     x, y = x[:24], y[:24]
     suite.attacks["square"] = suite.attacks["square"].replace(queries=50)
     result = suite.run(trained_digits_cnn, x, y)
-    assert result.robust_accuracy <= result.metrics()["robust_acc/apgd_t/eps=1"] + 1e-9
+    standing = int(result.robust_to("apgd_t", eps).sum())
+    steps = suite.attacks["min_norm"].attack.steps
+    assert 0 < result.backward["min_norm"] <= steps * standing < steps * int(result.correct.sum())
+    assert result.robust_accuracy <= result.metrics()[f"robust_acc/apgd_t/eps={eps:g}"] + 1e-9
+
+
+def test_within_eps_keeps_only_what_the_min_norm_attack_found_inside_the_ball(trained_digits_cnn, digits):
+    _, _, x, y = digits
+    x, y = x[:32], y[:32]
+    index = torch.arange(32)
+    found = PDGD(steps=50)(trained_digits_cnn, x, y, index=index)
+    norms = (found - x).flatten(1).norm(dim=1)
+    eps = norms[norms > 0].median().item()
+    x_adv = WithinEps(attack=PDGD(steps=50), eps=eps)(trained_digits_cnn, x, y, index=index)
+    inside = (norms > 0) & (norms <= eps)
+    assert inside.any() and (norms > eps).any()
+    assert torch.equal(x_adv[inside], found[inside]) and torch.equal(x_adv[~inside], x[~inside])
+    with pytest.raises(ValueError, match="WithinEps wraps a min-norm attack"):
+        WithinEps(attack=PGD(eps=0.1), eps=0.1)
 
 
 def test_budget_counters_are_exact(trained_digits_cnn, digits):

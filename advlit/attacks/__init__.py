@@ -2,7 +2,7 @@
 
 from advlit.attacks.apgd import APGD, APGDT
 from advlit.attacks.base import Attack, FixedBudgetAttack, MinNormAttack, NormAttack, model_state_guard
-from advlit.attacks.combinators import RandomOf, WorstOf
+from advlit.attacks.combinators import RandomOf, WithinEps, WorstOf
 from advlit.attacks.confidence import HighConfidenceAttack
 from advlit.attacks.cw import CarliniWagnerL2
 from advlit.attacks.deepfool import DeepFool
@@ -19,5 +19,5 @@ from advlit.attacks.virtual import VirtualAdversarial
 __all__ = ["APGD", "APGDT", "FGSM", "FMN", "KLPGD", "PDGD", "PDPGD", "PGD", "AdversarialPath", "Attack",
            "CarliniWagnerL2", "DeepFool", "FixedBudgetAttack", "FlipSteps", "FoolboxMinNorm",
            "HighConfidenceAttack", "MinNormAttack", "NormAttack", "PathAttack", "RandomOf", "SampleRNG",
-           "Square", "TorchattacksBudget", "TorchattacksMinNorm", "VirtualAdversarial", "WorstOf",
-           "model_state_guard"]
+           "Square", "TorchattacksBudget", "TorchattacksMinNorm", "VirtualAdversarial", "WithinEps",
+           "WorstOf", "model_state_guard"]

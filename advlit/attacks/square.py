@@ -10,7 +10,7 @@ from torch import nn
 from advlit.attacks.base import FixedBudgetAttack
 from advlit.attacks.geometry import batch_view, clamp_to_box
 from advlit.attacks.losses import signed_margin
-from advlit.attacks.norms import lp_norm
+from advlit.attacks.norms import lp_norm, project_l1_in_box
 from advlit.attacks.randomness import SampleRNG
 
 _HALVINGS = (10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000)
@@ -24,16 +24,18 @@ def square_fraction(p_init: float, query: int, queries: int) -> float:
     return p_init / 2 ** sum(scaled > h for h in _HALVINGS)
 
 
-def _pseudo_gaussian(s: int, device, dtype) -> torch.Tensor:
-    """The paper's L2 window pattern (Sec. 3.2): concentric square rings whose value grows
-    towards the centre, eta(r1, r2) = sum_{k <= M(r1, r2)} 1 / (n + 1 - k)^2, unit L2 norm."""
+def _rings(s: int, power: int, device, dtype) -> torch.Tensor:
+    """The paper's window pattern (Sec. 3.2): concentric square rings whose value grows towards
+    the centre, eta(r1, r2) = sum_{k <= M(r1, r2)} 1 / (n + 1 - k)^power. Power 2, unit L2
+    norm, is the L2 pattern; power 4, unit L1 norm, the more peaked L1 pattern (Croce & Hein
+    2021, "Mind the box")."""
     n = s // 2
     r = torch.arange(s, device=device)
     ring = n - torch.maximum((r[:, None] - (s - 1) / 2).abs(), (r[None, :] - (s - 1) / 2).abs()).floor()
     k = torch.arange(n + 1, device=device, dtype=dtype)
-    cumulative = (1 / (n + 1 - k) ** 2).cumsum(0)
+    cumulative = (1 / (n + 1 - k) ** power).cumsum(0)
     eta = cumulative[ring.clamp(0, n).long()].to(dtype)
-    return eta / eta.norm()
+    return eta / eta.norm() if power == 2 else eta / eta.sum()
 
 
 class Square(FixedBudgetAttack):
@@ -47,6 +49,10 @@ class Square(FixedBudgetAttack):
     norm eps; each update takes the energy of two random windows (per channel) and puts it
     back into the first as the paper's centred pseudo-Gaussian pattern with a random sign
     (added to what the window held), then rescales the whole perturbation to norm eps.
+    L1 (Croce & Hein 2021, "Mind the box"): the same moves with the peaked L1 pattern; a
+    window gets the L1 mass of both windows plus the budget still unused, spread as its old
+    content (rescaled to unit mass) plus the pattern, and every proposal is projected exactly
+    onto the L1 ball inside the box (:func:`~advlit.attacks.norms.project_l1_in_box`).
     The window side is s = round(sqrt(p * H * W)) with p from :func:`square_fraction`.
 
     Costs ``queries`` forward passes per sample at most and no backward pass; a sample stops
@@ -54,7 +60,7 @@ class Square(FixedBudgetAttack):
     """
 
     gradient_free = True
-    norms = ("linf", "l2")
+    norms = ("linf", "l2", "l1")
     counts = ("queries",)
 
     def __init__(self, *, norm: str = "linf", eps: float, queries: int = 5000, p_init: float | None = None,
@@ -81,13 +87,16 @@ class Square(FixedBudgetAttack):
         n, c, h, w = x.shape
         if self.norm == "linf":
             return clamp_to_box(x + self.eps * rng.sign(0, (c, 1, w), x.dtype).expand_as(x)) - x
-        # L2: tiles of the pseudo-Gaussian pattern with random signs, scaled to norm eps
+        # L2 and L1: tiles of the ring pattern with random signs, scaled to or projected onto
+        # the eps ball
         s = max(1, min(h, w) // 5)
-        tile = _pseudo_gaussian(s, x.device, x.dtype)
+        tile = _rings(s, 2 if self.norm == "l2" else 4, x.device, x.dtype)
         pattern = tile.repeat(math.ceil(h / s), math.ceil(w / s))[:h, :w]
         signs = rng.sign(0, (c, math.ceil(h / s), math.ceil(w / s)), x.dtype)
         signs = signs.repeat_interleave(s, 2).repeat_interleave(s, 3)[:, :, :h, :w]
         delta = pattern * signs
+        if self.norm == "l1":
+            return project_l1_in_box(delta, x, self.eps)
         delta = delta * batch_view(self.eps / lp_norm(delta, "l2").clamp_min(1e-12), x)
         return clamp_to_box(x + delta) - x
 
@@ -116,9 +125,18 @@ class Square(FixedBudgetAttack):
             same = ((clamp_to_box(x + proposal) - clamp_to_box(x + delta)).abs() < 1e-7).flatten(1).all(dim=1)
             return torch.where(batch_view(same, x) & window, -self.eps * signs, proposal)
         other = self._place(rng, stream + 4, x.shape, s)[0] & ~window
-        energy = (delta.square() * (window | other)).sum(dim=(2, 3), keepdim=True).sqrt()  # per channel
-        eta = _pseudo_gaussian(s, x.device, x.dtype)
+        eta = _rings(s, 2 if self.norm == "l2" else 4, x.device, x.dtype)
         pattern = eta[dr[:, :, None], dc[:, None, :]][:, None] * window
+        if self.norm == "l1":
+            mass = (delta.abs() * (window | other)).sum(dim=(2, 3), keepdim=True)  # per channel
+            spare = (self.eps - lp_norm(delta, "l1")).clamp_min(0) / c
+            old = delta * window
+            new_window = old / old.abs().sum(dim=(2, 3), keepdim=True).clamp_min(1e-12) + signs * pattern
+            new_window = new_window * (mass + batch_view(spare, x)) / \
+                new_window.abs().sum(dim=(2, 3), keepdim=True).clamp_min(1e-12)
+            proposal = torch.where(window, new_window, torch.where(other, torch.zeros_like(delta), delta))
+            return project_l1_in_box(proposal, x, self.eps)
+        energy = (delta.square() * (window | other)).sum(dim=(2, 3), keepdim=True).sqrt()  # per channel
         new_window = delta * window + signs * energy * pattern
         new_norm = new_window.square().sum(dim=(2, 3), keepdim=True).sqrt().clamp_min(1e-12)
         proposal = torch.where(window, new_window * energy / new_norm,

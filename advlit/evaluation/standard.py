@@ -3,10 +3,11 @@ its cost, from advlit's own attacks."""
 
 from __future__ import annotations
 
-from advlit.attacks import APGD, APGDT, PDGD, Square
+from advlit.attacks import APGD, APGDT, FMN, PDGD, Square, WithinEps
 from advlit.evaluation.suite import AttackSuite
 
 VERSIONS = ("standard", "rand", "fast")
+MIN_NORM_STAGE = {"l2": PDGD(steps=200), "l1": FMN(norm="l1", steps=200)}
 
 
 def standard_suite(norm: str = "linf", eps: float = 0.3, version: str = "standard", seed: int = 0,
@@ -15,15 +16,17 @@ def standard_suite(norm: str = "linf", eps: float = 0.3, version: str = "standar
     inside each attack a point stops the moment it is broken):
 
     - ``standard``: APGD-CE (100 steps), APGD-T (targeted DLR towards the 3 most likely other
-      classes, 100 steps each), Square (4500 queries, no query spent on an unchanged point)
-      on what survives. AutoAttack's ``standard`` runs APGD-T over 9 classes, FAB-T and 5000
+      classes, 100 steps each), Square (4500 queries, in Linf no query spent on an unchanged
+      point) on what survives. AutoAttack's ``standard`` runs APGD-T over 9 classes, FAB-T and 5000
       Square queries; measured side by side (README, ``scripts/bench_eval.py``) this suite
       is as strong on every benchmark model at under half its time: on robust points the
       extra targets and FAB-T are most of AutoAttack's cost and broke nothing this missed,
       while Square's budget does matter (fewer queries left points standing on PGD-AT).
-    - In L2 a PDGD stage (200 steps, the point broken if its min-norm perturbation is within
-      eps) runs before Square: on the Linf-PGD-AT benchmark CNN at L2 2.0 the gradient attacks
-      are masked and AutoAttack's FAB-T breaks points that APGD and Square leave (README).
+    - In L2 and L1 a min-norm stage (``MIN_NORM_STAGE``, 200 steps, on the points still
+      standing, broken where the perturbation it finds is within eps: :class:`WithinEps`)
+      runs before Square: on the Linf-PGD-AT benchmark CNN the L2 and L1 gradient attacks are
+      masked and AutoAttack's FAB-T breaks points that APGD leaves (README). L1 uses the L1
+      Square of Croce & Hein 2021.
     - ``rand``: for randomized models, APGD-CE and APGD-DLR with expectation over 20 passes
       (AutoAttack's ``rand`` recipe).
     - ``fast``: a screening suite for validation during training: APGD-CE (25 steps) and
@@ -32,18 +35,17 @@ def standard_suite(norm: str = "linf", eps: float = 0.3, version: str = "standar
     """
     if version not in VERSIONS:
         raise ValueError(f"unknown standard-suite version {version!r}; use one of {VERSIONS}")
-    if norm not in ("linf", "l2"):
-        raise ValueError(f"standard_suite supports norm 'linf' or 'l2', got {norm!r}")
+    if norm not in ("linf", "l2", "l1"):
+        raise ValueError(f"standard_suite supports norm 'linf', 'l2' or 'l1', got {norm!r}")
     if not eps > 0:
         raise ValueError(f"eps must be > 0, got {eps!r}")
     if version == "standard":
         attacks = {"apgd_ce": APGD(norm=norm, eps=eps, steps=100),
                    "apgd_t": APGDT(norm=norm, eps=eps, steps=100, target_classes=3)}
-        grid = {}
-        if norm == "l2":  # a min-norm stage, AutoAttack's FAB-T in kind, broken within eps
-            attacks["pdgd"], grid["pdgd"] = PDGD(steps=200), [eps]
+        if norm in MIN_NORM_STAGE:  # AutoAttack's FAB-T in kind, on the points still standing
+            attacks["min_norm"] = WithinEps(attack=MIN_NORM_STAGE[norm], eps=eps)
         attacks["square"] = Square(norm=norm, eps=eps, queries=4500)
-        return AttackSuite(attacks, eps_grid=grid, cascade=True, seed=seed, progress=progress)
+        return AttackSuite(attacks, cascade=True, seed=seed, progress=progress)
     if version == "rand":
         attacks = {"apgd_ce": APGD(norm=norm, eps=eps, steps=100),
                    "apgd_dlr": APGD(norm=norm, eps=eps, steps=100, loss="dlr")}

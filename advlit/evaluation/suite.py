@@ -339,9 +339,10 @@ class AttackSuite:
                             broke, bad = self._broken(base, x_adv, y[idx], goal[idx], target is not None)
                             result.nonfinite[idx] |= bad
                             broken[idx] = broke
-                            silent[idx] = counted.path & ~broke
                             keep = ~broke
-                            if name not in result.gradient_free and keep.any():
+                            if at_eps.stays_in_ball:  # else its path and final points leave the ball
+                                silent[idx] = counted.path & keep
+                            if name not in result.gradient_free and at_eps.stays_in_ball and keep.any():
                                 probe = (x[idx][keep][:32], goal[idx][keep][:32], x_adv[keep][:32], eps)
                         result.broken[name][eps], result.silent[name][eps] = broken, silent
                 result.seconds[name] = time.perf_counter() - start

@@ -31,6 +31,7 @@ from advlit.attacks import (
     TorchattacksBudget,
     TorchattacksMinNorm,
     VirtualAdversarial,
+    WithinEps,
     WorstOf,
 )
 from advlit.attacks.norms import lp_norm
@@ -53,6 +54,7 @@ CASES = [
     APGDT(norm="linf", eps=0.1, steps=5, target_classes=2),
     Square(norm="linf", eps=0.1, queries=30),
     Square(norm="l2", eps=1.0, queries=30),
+    Square(norm="l1", eps=3.0, queries=30),
     DeepFool(norm="l2", steps=10),
     DeepFool(norm="linf", steps=10, step_clip=0.5),
     CarliniWagnerL2(steps=10, binary_search_steps=2),
@@ -66,6 +68,7 @@ CASES = [
     VirtualAdversarial(eps=1.0),
     WorstOf(attacks=[PGD(norm="linf", eps=0.1, steps=3), PGD(norm="l2", eps=1.0, steps=3)]),
     RandomOf(attacks=[PGD(norm="linf", eps=0.1, steps=3), FGSM(norm="l2", eps=1.0)]),
+    WithinEps(attack=PDGD(steps=10), eps=1.0),
     TorchattacksBudget(name="PGD", eps=0.1, options={"steps": 3}),
     TorchattacksMinNorm(name="DeepFool", options={"steps": 5}),
     FoolboxMinNorm(name="L2FMNAttack", options={"steps": 10}),
