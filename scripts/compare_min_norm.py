@@ -12,7 +12,7 @@ of the row broke. ``--plot PATH`` draws, per model and norm, each attack's media
 the correctly classified points (unbroken points count as infinite) against its measured
 gradients per image, one point per budget: AttackBench's norm-vs-budget curve.
 
-    pip install --no-deps torchattacks foolbox eagerpy GitPython   # peers; never dependencies
+    pip install --no-deps torchattacks foolbox eagerpy GitPython gitdb smmap   # peers; never dependencies
     python scripts/bench_eval.py --export --models erm pgd_at   # trains (once) and saves the MNIST zoo
     python scripts/compare_min_norm.py --models logs/bench_zoo/erm.ts logs/bench_zoo/pgd_at.ts \\
         --samples 1000 --budgets 100 200 1000 [--plot min_norm.png]
@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from advlit.attacks import FMN, PDGD, PDPGD, FoolboxMinNorm, TorchattacksMinNorm
+from advlit.attacks import DDN, FMN, PDGD, PDPGD, FoolboxMinNorm, TorchattacksMinNorm
 from advlit.data import MNISTDataModule
 from advlit.evaluation import AttackSuite
 from advlit.models import Pretrained
@@ -41,6 +41,7 @@ def ours(norm: str, budget: int) -> dict:
         attacks[f"FMN-{norm}"] = FMN(norm=norm, steps=budget)
     if norm == "l2":
         attacks["PDGD-l2"] = PDGD(steps=budget)
+        attacks["DDN-l2"] = DDN(steps=budget)
     return attacks
 
 

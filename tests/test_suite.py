@@ -122,6 +122,19 @@ def test_unconstrained_failure_is_flagged(trained_digits_cnn, digits):
     assert "unconstrained_attack_failure" in result.flags
 
 
+def test_large_eps_stages_do_not_count_as_silent_success(trained_digits_cnn, digits):
+    """APGD's 3 eps and 2 eps stages pass adversarial points outside the eps ball: not a lost
+    success, so no silent-success flag; the clean path check still runs on in-ball attacks."""
+    _, _, x, y = digits
+    x, y = x[:48], y[:48]
+    staged = APGD(norm="l1", eps=1.0, steps=10, large_eps=True)
+    assert not staged.stays_in_ball and APGD(norm="l1", eps=1.0).stays_in_ball
+    result = AttackSuite({"apgd": staged}).run(trained_digits_cnn, x, y)
+    assert "silent_success" not in result.flags
+    wider = AttackSuite({"apgd": APGD(norm="l1", eps=3.0, steps=10)}).run(trained_digits_cnn, x, y)
+    assert wider.robust_accuracy < result.robust_accuracy  # the 3 eps stage crosses where eps does not
+
+
 def test_apgd_is_at_least_as_strong_as_pgd_of_the_same_budget(trained_digits_cnn, digits):
     _, _, x, y = digits
     model = trained_digits_cnn
@@ -165,7 +178,8 @@ def test_standard_suite_has_a_min_norm_stage_on_the_points_standing(trained_digi
     suite.attacks["square"] = suite.attacks["square"].replace(queries=50)
     result = suite.run(trained_digits_cnn, x, y)
     standing = int(result.robust_to("apgd_t", eps).sum())
-    steps = suite.attacks["min_norm"].attack.steps
+    stage = suite.attacks["min_norm"].attack
+    steps = stage.steps * getattr(stage, "target_classes", 1)  # FAB-T: steps per target class
     assert 0 < result.backward["min_norm"] <= steps * standing < steps * int(result.correct.sum())
     assert result.robust_accuracy <= result.metrics()[f"robust_acc/apgd_t/eps={eps:g}"] + 1e-9
 

@@ -5,7 +5,9 @@ from advlit.attacks.base import Attack, FixedBudgetAttack, MinNormAttack, NormAt
 from advlit.attacks.combinators import RandomOf, WithinEps, WorstOf
 from advlit.attacks.confidence import HighConfidenceAttack
 from advlit.attacks.cw import CarliniWagnerL2
+from advlit.attacks.ddn import DDN
 from advlit.attacks.deepfool import DeepFool
+from advlit.attacks.fab import FABT
 from advlit.attacks.fmn import FMN
 from advlit.attacks.kl_pgd import KLPGD
 from advlit.attacks.path import AdversarialPath, FlipSteps, PathAttack
@@ -16,8 +18,8 @@ from advlit.attacks.randomness import SampleRNG
 from advlit.attacks.square import Square
 from advlit.attacks.virtual import VirtualAdversarial
 
-__all__ = ["APGD", "APGDT", "FGSM", "FMN", "KLPGD", "PDGD", "PDPGD", "PGD", "AdversarialPath", "Attack",
-           "CarliniWagnerL2", "DeepFool", "FixedBudgetAttack", "FlipSteps", "FoolboxMinNorm",
+__all__ = ["APGD", "APGDT", "DDN", "FABT", "FGSM", "FMN", "KLPGD", "PDGD", "PDPGD", "PGD", "AdversarialPath",
+           "Attack", "CarliniWagnerL2", "DeepFool", "FixedBudgetAttack", "FlipSteps", "FoolboxMinNorm",
            "HighConfidenceAttack", "MinNormAttack", "NormAttack", "PathAttack", "RandomOf", "SampleRNG",
            "Square", "TorchattacksBudget", "TorchattacksMinNorm", "VirtualAdversarial", "WithinEps",
            "WorstOf", "model_state_guard"]

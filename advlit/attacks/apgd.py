@@ -41,7 +41,11 @@ class APGD(FixedBudgetAttack):
     0.2 and every 4% of the steps it becomes ||x_best - x||_0 / (1.5 d); there eta returns to
     eps (and the iterate to the best point) if that support shrank by over 5%, else eta
     divides by 1.5, down to eps / 10. Since k follows the best point's support, the start is
-    sparse too: a Gaussian projected onto ball ∩ box.
+    sparse too: a Gaussian projected onto ball ∩ box. With ``large_eps`` (AutoAttack's L1
+    recipe; off by default, as there) each run spends 30% of its steps in the 3 eps ball, 30%
+    in the 2 eps ball and the rest in the eps ball, each stage starting from the previous
+    stage's best point projected onto the smaller ball; a point counts as broken only when it is
+    adversarial within eps.
 
     Losses: ``ce``, ``dlr`` (untargeted); with ``targeted=True`` (``y`` is the target):
     ``ce`` (minus the target's cross-entropy) or ``margin``. A sample leaves the working
@@ -55,10 +59,25 @@ class APGD(FixedBudgetAttack):
     counts = ("steps", "restarts")
 
     def __init__(self, *, norm: str = "linf", eps: float, steps: int = 100, restarts: int = 1,
-                 loss: str = "ce", rho: float = 0.75, momentum: float = 0.75, **kwargs) -> None:
+                 loss: str = "ce", rho: float = 0.75, momentum: float = 0.75, large_eps: bool = False,
+                 **kwargs) -> None:
         super().__init__(norm=norm, eps=eps, **kwargs)
         self.steps, self.restarts, self.loss = steps, restarts, loss
-        self.rho, self.momentum = rho, momentum
+        self.rho, self.momentum, self.large_eps = rho, momentum, large_eps
+
+    @property
+    def stays_in_ball(self) -> bool:
+        """With ``large_eps`` its path leaves the eps ball (the suite's silent-success check)."""
+        return not self.large_eps
+
+    @property
+    def stages(self) -> list[tuple[float, int]]:
+        """(ball radius, steps) of each stage of a run: 3 eps, 2 eps, eps with ``large_eps``
+        (runs of fewer than 3 steps keep one stage), else one stage."""
+        if self.steps < 3 or not self.large_eps:
+            return [(self.eps, self.steps)]
+        first = max(1, int(0.3 * self.steps))
+        return [(3 * self.eps, first), (2 * self.eps, first), (self.eps, self.steps - 2 * first)]
 
     def validate(self) -> None:
         super().validate()
@@ -91,7 +110,7 @@ class APGD(FixedBudgetAttack):
             if not todo.numel():
                 break
             sub_target = None if target is None else target[todo]
-            x_adv, loss, success = self._single_run(model, x[todo], y[todo], rng[todo], sub_target,
+            x_adv, loss, success = self._staged_run(model, x[todo], y[todo], rng[todo], sub_target,
                                                     stream + 16 * restart)
             better = success | (loss > best_loss[todo])
             result[todo] = torch.where(batch_view(better, x_adv), x_adv, result[todo])
@@ -99,18 +118,37 @@ class APGD(FixedBudgetAttack):
             found[todo] = success
         return result, found
 
-    def _step(self, x0, x_k, x_prev, grad, eta, alpha, sparsity) -> torch.Tensor:
+    def _staged_run(self, model, x, y, rng, target, stream):
+        """One run through :attr:`stages`, each from the last stage's points. Returns (point,
+        its loss, adversarial within eps?) per sample."""
+        out, start = x.clone(), None
+        loss = torch.full((x.shape[0],), -math.inf, device=x.device, dtype=x.dtype)
+        success = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
+        for stage, (radius, steps) in enumerate(self.stages):
+            todo = (~success).nonzero().squeeze(1)
+            if not todo.numel():
+                break
+            sub_target = None if target is None else target[todo]
+            sub_start = None if start is None else start[todo]
+            x_adv, sub_loss, sub_success = self._single_run(model, x[todo], y[todo], rng[todo], sub_target,
+                                                            stream + stage, radius, steps, sub_start)
+            out[todo], loss[todo], success[todo] = x_adv, sub_loss, sub_success
+            start = out
+        return out, loss, success
+
+    def _step(self, x0, x_k, x_prev, grad, eta, alpha, sparsity, radius) -> torch.Tensor:
         geometry = self.geometry
         step = batch_view(eta, x_k) * geometry.steepest_ascent(grad, x_k, sparsity)
-        z = geometry.project_point(x0, x_k + step, self.eps)
+        z = geometry.project_point(x0, x_k + step, radius)
         if alpha == 1:  # no momentum: z is already projected
             return z
         moved = x_k + alpha * (z - x_k) + (1 - alpha) * (x_k - x_prev)
-        return geometry.project_point(x0, moved, self.eps)
+        return geometry.project_point(x0, moved, radius)
 
-    def _single_run(self, model, x, y, rng, target, stream):
-        """One run from a random start. Returns (point, its loss, adversarial?) per sample:
-        the first adversarial iterate where one was found, else the best-loss iterate."""
+    def _single_run(self, model, x, y, rng, target, stream, radius, steps, start=None):
+        """One run of ``steps`` in the ``radius`` ball, from ``start`` projected onto it or from
+        a random start. Returns (point, its loss, adversarial within eps?) per sample: the
+        first such iterate where one was found, else the best-loss iterate."""
         n = x.shape[0]
         out, out_loss = x.clone(), torch.full((n,), -math.inf, device=x.device, dtype=x.dtype)
         success = torch.zeros(n, dtype=torch.bool, device=x.device)
@@ -122,28 +160,33 @@ class APGD(FixedBudgetAttack):
             sub_target = None if target is None else target[alive]
             loss = self.objective(logits, y[alive], sub_target)
             (grad,) = torch.autograd.grad(loss.sum(), points)
-            return loss.detach(), grad, adversarial(logits.detach(), y[alive], self.targeted)
+            broken = adversarial(logits.detach(), y[alive], self.targeted)
+            if radius > self.eps:  # a larger stage: broken only within eps
+                broken &= self.geometry.measure(points.detach() - x[alive]) <= self.eps * (1 + 1e-5)
+            return loss.detach(), grad, broken
 
         l1, d = self.norm == "l1", x[0].numel()
         x0 = x
-        if l1:  # a sparse start: a Gaussian projected onto the L1 sphere inside the box
+        if start is not None:
+            x_k = self.geometry.project_point(x0, start, radius)
+        elif l1:  # a sparse start: a Gaussian projected onto the L1 sphere inside the box
             noise = rng.normal(stream, tuple(x0.shape[1:]), x0.dtype)
-            x_k = x0 + self.geometry.project_in_box(noise, x0, self.eps)
+            x_k = x0 + self.geometry.project_in_box(noise, x0, radius)
         else:
-            x_k = clamp_to_box(x0 + self.geometry.random_start(rng, stream, x0, self.eps))
+            x_k = clamp_to_box(x0 + self.geometry.random_start(rng, stream, x0, radius))
         loss, grad, adv = evaluate(x_k, alive)
         x_prev = x_k
-        eta0 = (1.0 if l1 else 2.0) * self.eps
+        eta0 = (1.0 if l1 else 2.0) * radius
         eta = torch.full((n,), eta0, device=x.device, dtype=x.dtype)
         best_loss, x_best, grad_best = loss.clone(), x_k.clone(), grad.clone()
         increases = torch.zeros(n, device=x.device, dtype=x.dtype)
         loss_at_check, eta_reduced = best_loss.clone(), torch.zeros(n, dtype=torch.bool, device=x.device)
         sparsity = torch.full((n,), 0.2, device=x.device, dtype=x.dtype)  # L1: fraction of coordinates
         support = torch.full((n,), float(d), device=x.device, dtype=x.dtype)
-        every = max(int(0.04 * self.steps), 1)
-        marks = set(range(every, self.steps, every)) if l1 else set(checkpoints(self.steps))
+        every = max(int(0.04 * steps), 1)
+        marks = set(range(every, steps, every)) if l1 else set(checkpoints(steps))
         last_mark = 0
-        for k in range(self.steps):
+        for k in range(steps):
             # record finished samples and drop them from the working set (one host sync)
             if adv.any():
                 done = alive[adv]
@@ -156,10 +199,10 @@ class APGD(FixedBudgetAttack):
                                       eta_reduced, sparsity, support))
                 if not alive.numel():
                     break
-            if k == self.steps - 1:
+            if k == steps - 1:
                 break
             alpha = 1.0 if k == 0 or l1 else self.momentum  # Croce & Hein 2021: none in L1
-            x_new = self._step(x0, x_k, x_prev, grad, eta, alpha, sparsity)
+            x_new = self._step(x0, x_k, x_prev, grad, eta, alpha, sparsity, radius)
             new_loss, new_grad, adv = evaluate(x_new, alive)
             increases += (new_loss > loss).to(x.dtype)
             x_prev, x_k, loss, grad = x_k, x_new, new_loss, new_grad

@@ -77,7 +77,7 @@ class FoolboxMinNorm(_PeerMinNorm):
             import foolbox
         except ImportError as err:
             raise ImportError("this attack needs foolbox: "
-                              "pip install --no-deps foolbox eagerpy GitPython") from err
+                              "pip install --no-deps foolbox eagerpy GitPython gitdb smmap") from err
         if not hasattr(foolbox.attacks, self.name):
             raise ValueError(f"foolbox has no attack {self.name!r}")
         attack = getattr(foolbox.attacks, self.name)(**self.options)

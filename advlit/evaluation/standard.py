@@ -3,11 +3,11 @@ its cost, from advlit's own attacks."""
 
 from __future__ import annotations
 
-from advlit.attacks import APGD, APGDT, FMN, PDGD, Square, WithinEps
+from advlit.attacks import APGD, APGDT, FABT, PDGD, Square, WithinEps
 from advlit.evaluation.suite import AttackSuite
 
 VERSIONS = ("standard", "rand", "fast")
-MIN_NORM_STAGE = {"l2": PDGD(steps=200), "l1": FMN(norm="l1", steps=200)}
+MIN_NORM_STAGE = {"l2": PDGD(steps=200), "l1": FABT(norm="l1", steps=100, target_classes=9)}
 
 
 def standard_suite(norm: str = "linf", eps: float = 0.3, version: str = "standard", seed: int = 0,
@@ -22,11 +22,13 @@ def standard_suite(norm: str = "linf", eps: float = 0.3, version: str = "standar
       is as strong on every benchmark model at under half its time: on robust points the
       extra targets and FAB-T are most of AutoAttack's cost and broke nothing this missed,
       while Square's budget does matter (fewer queries left points standing on PGD-AT).
-    - In L2 and L1 a min-norm stage (``MIN_NORM_STAGE``, 200 steps, on the points still
-      standing, broken where the perturbation it finds is within eps: :class:`WithinEps`)
-      runs before Square: on the Linf-PGD-AT benchmark CNN the L2 and L1 gradient attacks are
-      masked and AutoAttack's FAB-T breaks points that APGD leaves (README). L1 uses the L1
-      Square of Croce & Hein 2021.
+    - In L2 and L1 a min-norm stage (``MIN_NORM_STAGE``: PDGD with 200 steps in L2, FAB-T
+      over 9 classes with 100 steps each in L1; on the points still standing, broken where
+      the perturbation it finds is within eps: :class:`WithinEps`) runs before Square: on the
+      Linf-PGD-AT benchmark CNN the L2 and L1 gradient attacks are masked and AutoAttack's
+      FAB-T breaks points that APGD leaves (README). L1 follows AutoAttack's L1 recipe
+      (Croce & Hein 2021): APGD-CE with 5 restarts and APGD-T over 5 classes, both with the
+      3 eps / 2 eps / eps schedule (``large_eps``), and the L1 Square.
     - ``rand``: for randomized models, APGD-CE and APGD-DLR with expectation over 20 passes
       (AutoAttack's ``rand`` recipe).
     - ``fast``: a screening suite for validation during training: APGD-CE (25 steps) and
@@ -40,8 +42,10 @@ def standard_suite(norm: str = "linf", eps: float = 0.3, version: str = "standar
     if not eps > 0:
         raise ValueError(f"eps must be > 0, got {eps!r}")
     if version == "standard":
-        attacks = {"apgd_ce": APGD(norm=norm, eps=eps, steps=100),
-                   "apgd_t": APGDT(norm=norm, eps=eps, steps=100, target_classes=3)}
+        l1 = norm == "l1"
+        attacks = {"apgd_ce": APGD(norm=norm, eps=eps, steps=100, restarts=5 if l1 else 1, large_eps=l1),
+                   "apgd_t": APGDT(norm=norm, eps=eps, steps=100, target_classes=5 if l1 else 3,
+                                   large_eps=l1)}
         if norm in MIN_NORM_STAGE:  # AutoAttack's FAB-T in kind, on the points still standing
             attacks["min_norm"] = WithinEps(attack=MIN_NORM_STAGE[norm], eps=eps)
         attacks["square"] = Square(norm=norm, eps=eps, queries=4500)

@@ -4,7 +4,7 @@ is in test_contract.py; proximal operators in test_norms.py)."""
 import pytest
 import torch
 
-from advlit.attacks import FMN, PDGD, PDPGD, CarliniWagnerL2, DeepFool
+from advlit.attacks import DDN, FABT, FMN, PDGD, PDPGD, CarliniWagnerL2, DeepFool
 from advlit.attacks.norms import lp_norm
 
 CASES = [
@@ -20,6 +20,8 @@ CASES = [
     FMN(norm="linf", steps=100),
     FMN(norm="l2", steps=100),
     FMN(norm="l1", steps=100),
+    DDN(steps=100),
+    *(FABT(norm=n, steps=30, target_classes=3) for n in ("linf", "l2", "l1")),
 ]
 
 
@@ -138,6 +140,8 @@ def test_pdpgd_default_step_rule_follows_the_norm():
 
 @pytest.mark.parametrize("attack,grads,forwards", [
     (FMN(norm="l2", steps=7, refine_steps=3), 7, 7 + 3),
+    (DDN(steps=7, refine_steps=3), 7, 7 + 3),
+    (FABT(steps=4, target_classes=2, refine_steps=3), 4 * 2, 1 + 4 * 2 + 3),
     (PDGD(steps=5, restarts=2, refine_steps=4), 5 * 2, 1 + 5 * 2 + 4),
     (PDPGD(norm="linf", steps=6, refine_steps=0), 6, 1 + 6),
 ])

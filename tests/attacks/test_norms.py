@@ -187,3 +187,43 @@ def test_unknown_norm_names_are_rejected_in_one_place():
     with pytest.raises(ValueError, match="PGD needs a norm with project, steepest_ascent, random_start, "
                                          "which 'l0' lacks"):
         PGD(norm="l0", eps=1.0)
+
+
+@pytest.mark.parametrize("norm", ["linf", "l2", "l1"])
+def test_hyperplane_projection_in_the_box_is_the_smallest_feasible_step(norm):
+    """FAB's projection onto w . d = c inside the box, against a linear program (Linf, L1)
+    and the closed form c w / |w|^2 where the box does not bind (L2)."""
+    from scipy.optimize import linprog
+
+    from advlit.attacks.fab import project_onto_hyperplane
+
+    gen = torch.Generator().manual_seed(0)
+    point = torch.rand(4, 12, generator=gen, dtype=torch.float64)
+    w = torch.randn(4, 12, generator=gen, dtype=torch.float64)
+    c = torch.tensor([0.3, -0.5, 1.0, -0.05], dtype=torch.float64)
+    d = project_onto_hyperplane(point, w, c, norm, bisections=60)
+    assert torch.allclose((w * d).sum(1), c, atol=1e-9)
+    assert (point + d).min() >= 0 and (point + d).max() <= 1
+    for i in range(4):
+        if norm == "l2":  # here the unconstrained step stays in the box
+            step = c[i] * w[i] / w[i].square().sum()
+            assert (point[i] + step).min() >= 0 and (point[i] + step).max() <= 1
+            assert torch.allclose(d[i], step, atol=1e-8)
+            continue
+        # variables (d+, d-) >= 0 (and t for Linf): min sum or t s.t. w (d+ - d-) = c, in the box
+        n, lo, hi = 12, -point[i].numpy(), (1 - point[i]).numpy()
+        if norm == "l1":
+            cost = [1.0] * 2 * n
+            a_eq = [list(w[i].numpy()) + list(-w[i].numpy())]
+            bounds = [(0, h) for h in hi] + [(0, -low) for low in lo]
+            best = linprog(cost, A_eq=a_eq, b_eq=[c[i].item()], bounds=bounds).fun
+            assert d[i].abs().sum().item() <= best + 1e-7
+        else:
+            cost = [0.0] * n + [1.0]
+            a_eq = [list(w[i].numpy()) + [0.0]]
+            a_ub = [[1.0 if j == k else 0.0 for j in range(n)] + [-1.0] for k in range(n)]
+            a_ub += [[-1.0 if j == k else 0.0 for j in range(n)] + [-1.0] for k in range(n)]
+            bounds = [(lo[k], hi[k]) for k in range(n)] + [(0, None)]
+            best = linprog(cost, A_ub=a_ub, b_ub=[0.0] * 2 * n, A_eq=a_eq, b_eq=[c[i].item()],
+                           bounds=bounds).fun
+            assert d[i].abs().max().item() <= best + 1e-7
