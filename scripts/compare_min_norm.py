@@ -5,8 +5,9 @@ attack's success rate, mean norm over the points it broke and measured gradients
 (the engine's counter), then advlit's best against the best peer: success rates, mean norm
 over the points both broke, and the ratio (< 1: advlit's perturbations are smaller).
 
-A budget B gives PDGD/PDPGD, FMN, Foolbox's FMN and DDN B steps, and torchattacks' FAB B / 10
-steps (each FAB step takes the input gradient of all 10 logits). The best attack of a side is
+A budget B gives PDGD/PDPGD, FMN, DDN, Foolbox's FMN and DDN B steps, advlit's FAB-T B / 3 steps
+towards each of 3 classes, and torchattacks' FAB B / 10 steps (each FAB step takes the input
+gradient of all 10 logits). The best attack of a side is
 the one with the highest success rate, then the smallest mean norm on the points every attack
 of the row broke. ``--plot PATH`` draws, per model and norm, each attack's median radius over
 the correctly classified points (unbroken points count as infinite) against its measured
@@ -27,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-from advlit.attacks import DDN, FMN, PDGD, PDPGD, FoolboxMinNorm, TorchattacksMinNorm
+from advlit.attacks import DDN, FABT, FMN, PDGD, PDPGD, FoolboxMinNorm, TorchattacksMinNorm
 from advlit.data import MNISTDataModule
 from advlit.evaluation import AttackSuite
 from advlit.models import Pretrained
@@ -39,6 +40,8 @@ def ours(norm: str, budget: int) -> dict:
     attacks = {f"PDPGD-{norm}": PDPGD(norm=norm, steps=budget)}
     if norm in FMN.norms:
         attacks[f"FMN-{norm}"] = FMN(norm=norm, steps=budget)
+    if norm in FABT.norms:  # FAB-T towards the 3 most likely other classes, budget / 3 steps each
+        attacks[f"FABT-{norm}"] = FABT(norm=norm, steps=max(1, budget // 3), target_classes=3)
     if norm == "l2":
         attacks["PDGD-l2"] = PDGD(steps=budget)
         attacks["DDN-l2"] = DDN(steps=budget)

@@ -231,6 +231,12 @@ class MinNormAttack(NormAttack):
     def __init__(self, *, norm: str = "l2", **kwargs) -> None:
         super().__init__(norm=norm, **kwargs)
 
+    def validate(self) -> None:
+        super().validate()
+        refine = getattr(self, "refine_steps", 0)  # the final bisection's forward passes
+        if not (isinstance(refine, int) and refine >= 0):
+            raise ValueError(f"refine_steps must be an integer >= 0, got {refine!r}")
+
     def boundary_search(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
                         x_adv: torch.Tensor, found: torch.Tensor, steps: int) -> torch.Tensor:
         """Bisection on the segment from x to each ``found`` x_adv (``steps`` forward passes):

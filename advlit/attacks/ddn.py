@@ -46,8 +46,6 @@ class DDN(MinNormAttack):
             raise ValueError(f"final_fraction must be in (0, 1], got {self.final_fraction!r}")
         if not 0 < self.gamma < 1:
             raise ValueError(f"gamma must be in (0, 1), got {self.gamma!r}")
-        if not (isinstance(self.refine_steps, int) and self.refine_steps >= 0):
-            raise ValueError(f"refine_steps must be an integer >= 0, got {self.refine_steps!r}")
 
     def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, rng: SampleRNG) -> torch.Tensor:
         n = x.shape[0]

@@ -76,8 +76,6 @@ class FABT(MinNormAttack):
         for name in ("beta", "alpha_max"):
             if not 0 < getattr(self, name) < 1:
                 raise ValueError(f"{name} must be in (0, 1), got {getattr(self, name)!r}")
-        if not (isinstance(self.refine_steps, int) and self.refine_steps >= 0):
-            raise ValueError(f"refine_steps must be an integer >= 0, got {self.refine_steps!r}")
 
     def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, rng: SampleRNG) -> torch.Tensor:
         with torch.no_grad():

@@ -51,8 +51,6 @@ class FMN(MinNormAttack):
             raise ValueError(f"final_fraction must be in (0, 1], got {self.final_fraction!r}")
         if not 0 < self.gamma < 1:
             raise ValueError(f"gamma must be in (0, 1), got {self.gamma!r}")
-        if not (isinstance(self.refine_steps, int) and self.refine_steps >= 0):
-            raise ValueError(f"refine_steps must be an integer >= 0, got {self.refine_steps!r}")
 
     @property
     def alpha(self) -> float:

@@ -56,8 +56,6 @@ class PDGD(MinNormAttack):
 
     def validate(self) -> None:
         super().validate()
-        if not (isinstance(self.refine_steps, int) and self.refine_steps >= 0):
-            raise ValueError(f"refine_steps must be an integer >= 0, got {self.refine_steps!r}")
         for name in ("lr", "dual_lr", "dual_init"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
