@@ -19,9 +19,9 @@ def standard_suite(norm: str = "linf", eps: float = 0.3, version: str = "standar
       classes, 100 steps each), Square (4500 queries, in Linf no query spent on an unchanged
       point) on what survives. AutoAttack's ``standard`` runs APGD-T over 9 classes, FAB-T and 5000
       Square queries; measured side by side (README, ``scripts/bench_eval.py``) this suite
-      is as strong on every benchmark model at under half its time: on robust points the
-      extra targets and FAB-T are most of AutoAttack's cost and broke nothing this missed,
-      while Square's budget does matter (fewer queries left points standing on PGD-AT).
+      was as strong on every benchmark model at under half its time, but a rerun on a
+      retrained FGSM-RS model left it 0.8 points weaker (AutoAttack's 9-class APGD-T broke 4
+      of its survivors). Square's budget matters too (fewer queries left points standing).
     - In L2 and L1 a min-norm stage (``MIN_NORM_STAGE``: PDGD with 200 steps in L2, FAB-T
       over 9 classes with 100 steps each in L1; on the points still standing, broken where
       the perturbation it finds is within eps: :class:`WithinEps`) runs before Square: on the
