@@ -13,7 +13,7 @@ from torch import nn
 
 from advlit.attacks.base import FixedBudgetAttack
 from advlit.attacks.geometry import batch_view, clamp_to_box
-from advlit.attacks.losses import adversarial, attack_objective, targeted_dlr
+from advlit.attacks.losses import adversarial, attack_objective, other_classes_by_logit, targeted_dlr
 from advlit.attacks.randomness import SampleRNG
 
 
@@ -254,7 +254,7 @@ class APGDT(APGD):
         with torch.no_grad():
             logits = model(x)
         k = min(self.target_classes, logits.shape[1] - 1)
-        ranked = logits.scatter(1, y[:, None], -math.inf).argsort(dim=1, descending=True)
+        ranked = other_classes_by_logit(logits, y)
         result = x.clone()
         standing = ~adversarial(logits, y)
         for j in range(k):

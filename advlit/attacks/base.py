@@ -98,6 +98,7 @@ class Attack:
     single_step = False  # one gradient step (FGSM): the suite checks it is not the strongest
     gradient_free = False  # uses no gradients (Square): the suite's check against masking
     stays_in_ball = True  # every point it queries is within its eps (the silent-success check)
+    returns_search_end = True  # an unbroken point is where its search ended (the suite probes there)
     counts: tuple[str, ...] = ()  # hyper-parameters that must be integers >= 1 (with the parents')
 
     def __init_subclass__(cls, **kwargs) -> None:

@@ -65,9 +65,11 @@ class WithinEps(FixedBudgetAttack):
     is within ``eps`` of x, else x. In a cascaded suite it therefore runs only on the points
     still standing (the standard suite's min-norm stage, AutoAttack's FAB-T in kind), at the
     cost of the radius statistics a min-norm attack listed on its own would give. Its search
-    leaves the ball, so the suite's silent-success check does not read its path."""
+    leaves the ball, so the suite's silent-success check does not read its path, and where it
+    fails it returns x, so the suite's gradient and extra-steps probes do not start there."""
 
     stays_in_ball = False
+    returns_search_end = False
 
     def __init__(self, *, attack: MinNormAttack, eps: float, **kwargs) -> None:
         super().__init__(norm=getattr(attack, "norm", "l2"), eps=eps, **kwargs)

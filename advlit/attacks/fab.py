@@ -11,6 +11,7 @@ from torch import nn
 
 from advlit.attacks.base import MinNormAttack
 from advlit.attacks.geometry import batch_view, clamp_to_box
+from advlit.attacks.losses import other_classes_by_logit
 from advlit.attacks.randomness import SampleRNG
 
 
@@ -82,8 +83,8 @@ class FABT(MinNormAttack):
             logits = model(x)
         best = x.clone()
         best_norm = torch.full((x.shape[0],), math.inf, device=x.device, dtype=x.dtype)
-        ranked = logits.scatter(1, y[:, None], -math.inf).argsort(dim=1, descending=True)
-        for j in range(min(self.target_classes, logits.shape[1] - 1)):
+        ranked = other_classes_by_logit(logits, y)
+        for j in range(min(self.target_classes, ranked.shape[1])):
             self._towards(model, x, y, ranked[:, j], best, best_norm)
         found = best_norm.isfinite() & (best_norm > 0)
         return self.boundary_search(model, x, y, best, found, self.refine_steps)
@@ -91,7 +92,7 @@ class FABT(MinNormAttack):
     def _towards(self, model, x, y, target, best, best_norm) -> None:
         """``steps`` iterations towards ``target``, updating ``best``/``best_norm`` in place."""
         measure, x_k = self.geometry.measure, x.clone()
-        for _ in range(self.steps):
+        for k in range(self.steps):
             leaf = x_k.detach().requires_grad_(True)
             logits = model(leaf)
             g = logits.gather(1, y[:, None]).squeeze(1) - logits.gather(1, target[:, None]).squeeze(1)
@@ -102,6 +103,8 @@ class FABT(MinNormAttack):
                 better = adversarial & (norm < best_norm)
                 best_norm.copy_(torch.where(better, norm, best_norm))
                 best.copy_(torch.where(batch_view(better, x), x_k, best))
+                if k == self.steps - 1:  # a step from here would never be evaluated
+                    break
                 start = torch.where(batch_view(adversarial, x), x + self.beta * (x_k - x), x_k)
                 # the hyperplane g(x_k) + grad . (z - x_k) = 0, reached from start and from x
                 level = g + (grad * (start - x_k)).flatten(1).sum(1)

@@ -31,6 +31,12 @@ def adversarial(logits: torch.Tensor, y: torch.Tensor, targeted: bool = False) -
     return (logits.argmax(dim=1) != y) | ~logits.isfinite().all(dim=1)
 
 
+def other_classes_by_logit(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Per sample, the classes other than y from the highest logit down (N, K - 1): the
+    targets of APGD-T and FAB-T."""
+    return logits.scatter(1, y[:, None], -torch.inf).argsort(dim=1, descending=True)[:, :-1]
+
+
 def dlr(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Difference of logits ratio (Croce & Hein 2020, eq. 5), to maximize:
     -(z_y - max_{i != y} z_i) / (z_pi1 - z_pi3), with z_pi the logits sorted in decreasing

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from advlit.attacks import Attack, MinNormAttack, WithinEps
+from advlit.attacks import Attack, MinNormAttack
 from advlit.attacks.base import check_images, model_state_guard
 from advlit.attacks.losses import adversarial
 from advlit.attacks.norms import NORMS, lp_norm
@@ -342,9 +342,7 @@ class AttackSuite:
                             keep = ~broke
                             if at_eps.stays_in_ball:  # else its path leaves the ball
                                 silent[idx] = counted.path & keep
-                            # WithinEps returns x where its search (outside the ball) failed
-                            in_ball_best = not isinstance(at_eps, WithinEps)
-                            if name not in result.gradient_free and in_ball_best and keep.any():
+                            if name not in result.gradient_free and at_eps.returns_search_end and keep.any():
                                 probe = (x[idx][keep][:32], goal[idx][keep][:32], x_adv[keep][:32], eps)
                         result.broken[name][eps], result.silent[name][eps] = broken, silent
                 result.seconds[name] = time.perf_counter() - start
