@@ -100,6 +100,8 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=1000)
     parser.add_argument("--models", nargs="*", default=None)
     parser.add_argument("--norm", choices=tuple(EPS), default="linf")
+    parser.add_argument("--batch-size", type=int, default=250,
+                        help="images per batch for both suites (AutoAttack's default, 250)")
     parser.add_argument("--no-reference", action="store_true", help="skip the AutoAttack reference")
     parser.add_argument("--verbose", action="store_true",
                         help="print advlit's table (costs, flags) per model")
@@ -116,7 +118,8 @@ def main() -> None:
         return
     data = MNISTDataModule(root=args.root)
     x, y = data.split_tensors("test", args.samples)
-    print(f"{args.samples} MNIST test images, {args.norm}, {torch.get_num_threads()} threads")
+    print(f"{args.samples} MNIST test images, {args.norm}, batches of {args.batch_size}, "
+          f"{torch.get_num_threads()} threads")
     print(f"{'model':<18}{'eps':>5}{'clean':>7} | {'advlit':>7}{'time s':>8}{'grads':>7} |"
           f" {'AA':>7}{'time s':>8} | {'diff pp':>7}{'time x':>7}")
     for name, (model, kind) in models.items():
@@ -124,14 +127,15 @@ def main() -> None:
             continue
         eps = EPS[args.norm][kind]
         start = time.perf_counter()
-        result = standard_suite(norm=args.norm, eps=eps).run(model, x, y)
+        result = standard_suite(norm=args.norm, eps=eps, batch_size=args.batch_size).run(model, x, y)
         ours_time = time.perf_counter() - start
         grads = sum(result.backward.values()) / len(y)
         line = (f"{name:<18}{eps:>5g}{result.clean_accuracy:>7.3f} | {result.robust_accuracy:>7.3f}"
                 f"{ours_time:>8.1f}{grads:>7.0f} |")
         if not args.no_reference:
             start = time.perf_counter()
-            aa_robust = autoattack_robust(model, x, y, norm=args.norm, eps=eps).float().mean().item()
+            aa_robust = autoattack_robust(model, x, y, norm=args.norm, eps=eps,
+                                         batch_size=args.batch_size).float().mean().item()
             aa_time = time.perf_counter() - start
             line += (f" {aa_robust:>7.3f}{aa_time:>8.1f} | {100 * (result.robust_accuracy - aa_robust):>7.1f}"
                      f"{ours_time / aa_time:>7.2f}")

@@ -27,8 +27,9 @@ EVERY_ATTACK = {
 
 
 def test_results_do_not_depend_on_batching(trained_digits_cnn, digits):
-    """Every attack, random starts included: the same per-sample results for one batch of 48
-    and for batches of 20 in a shuffled order (each sample keeps its dataset index)."""
+    """Every attack, random starts included: the same per-sample results for one batch of 48,
+    for batches of 20 in a shuffled order (each sample keeps its dataset index) and for the
+    suite's own batches of 7 (``batch_size``)."""
     _, _, x, y = digits
     x, y = x[:48], y[:48]
     grid = {"linf": [0.1], "l2": [1.0], "l1": [3.0]}
@@ -36,14 +37,16 @@ def test_results_do_not_depend_on_batching(trained_digits_cnn, digits):
     whole = suite.run(trained_digits_cnn, x, y)
     order = torch.randperm(48, generator=torch.Generator().manual_seed(3))
     parts = [suite.run(trained_digits_cnn, x[idx], y[idx], index=idx) for idx in order.split(20)]
-    merged = SuiteResult.cat(parts)
     inverse = order.argsort()
-    for name in EVERY_ATTACK:
-        if name in whole.radius:
-            assert torch.allclose(merged.radius[name][inverse], whole.radius[name], rtol=1e-4), name
-        else:
-            for eps, broken in whole.broken[name].items():
-                assert torch.equal(merged.broken[name][eps][inverse], broken), name
+    chunked = AttackSuite(EVERY_ATTACK, eps_grid=grid, cascade=False, checks=False, batch_size=7).run(
+        trained_digits_cnn, x, y)
+    for merged, back in ((SuiteResult.cat(parts), inverse), (chunked, slice(None))):
+        for name in EVERY_ATTACK:
+            if name in whole.radius:
+                assert torch.allclose(merged.radius[name][back], whole.radius[name], rtol=1e-4), name
+            else:
+                for eps, broken in whole.broken[name].items():
+                    assert torch.equal(merged.broken[name][eps][back], broken), name
     assert (whole.broken["pgd"][0.1]).any() and not whole.broken["pgd"][0.1].all()
 
 
@@ -223,6 +226,8 @@ def test_bad_inputs_get_clear_errors(trained_digits_cnn, digits):
         AttackSuite({"pgd": PGD(eps=0.1)}, eps_grid={"l3": [1.0]})
     with pytest.raises(ValueError, match="unknown standard-suite version"):
         standard_suite(version="strong")
+    with pytest.raises(ValueError, match="batch_size must be >= 1"):
+        AttackSuite({"pgd": PGD(eps=0.1)}, batch_size=0)
 
 
 def test_validation_time_evaluation_leaves_training_bit_identical(tmp_path):

@@ -14,6 +14,7 @@ from advlit.attacks.norms import lp_norm, project_l1_in_box
 from advlit.attacks.randomness import SampleRNG
 
 _HALVINGS = (10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000)
+_BLOCK = 64  # queries whose random values are drawn together (one hash pass)
 
 
 def square_fraction(p_init: float, query: int, queries: int = 10000) -> float:
@@ -63,7 +64,7 @@ class Square(FixedBudgetAttack):
     s = round(sqrt(p * H * W)) with p from :func:`square_fraction` (odd and >= 3 in L2 and L1).
 
     Costs ``queries`` forward passes per sample at most and no backward pass; a sample stops
-    as soon as it is adversarial. Randomness is per sample (``rng``), one stream per query.
+    as soon as it is adversarial. Randomness is per sample (``rng``), one stream per block of 64 queries.
     """
 
     gradient_free = True
@@ -120,26 +121,32 @@ class Square(FixedBudgetAttack):
     def _power(self) -> int:
         return 2 if self.norm == "l2" else 4
 
-    def _place(self, rng: SampleRNG, stream: int, shape, s: int):
+    @staticmethod
+    def _below(bits: torch.Tensor, high: int) -> torch.Tensor:
+        """Integers in [0, high) from 32-bit random values (their top 24 bits, scaled)."""
+        return ((bits >> 8) * high) >> 24
+
+    def _place(self, top_bits: torch.Tensor, left_bits: torch.Tensor, shape, s: int):
         """A random s x s window per sample: its mask (N, 1, H, W) and, for every pixel, its
         row and column inside the window (clamped), to read a pattern from."""
         _, _, h, w = shape
-        top, left = rng.integers(stream, h - s + 1), rng.integers(stream + 1, w - s + 1)
+        top, left = self._below(top_bits, h - s + 1), self._below(left_bits, w - s + 1)
         dr = torch.arange(h, device=top.device)[None, :] - top[:, None]
         dc = torch.arange(w, device=top.device)[None, :] - left[:, None]
         inside_r, inside_c = (dr >= 0) & (dr < s), (dc >= 0) & (dc < s)
         mask = (inside_r[:, :, None] & inside_c[:, None, :])[:, None]
         return mask, dr.clamp(0, s - 1), dc.clamp(0, s - 1)
 
-    def _propose(self, x, delta, rng: SampleRNG, query: int) -> torch.Tensor:
+    def _propose(self, x, delta, draws: torch.Tensor, query: int) -> torch.Tensor:
+        """A proposal from this query's random values ``draws`` (N, 5 + C): window corners,
+        the second window's corners, the pattern's orientation, a sign per channel."""
         n, c, h, w = x.shape
         p = square_fraction(self.p, query, self.queries if self.rescaled else 10000)
         s = int(round(math.sqrt(p * h * w)))
-        stream = 8 * query
+        signs = ((draws[:, 5:] >> 31) * 2 - 1).to(x.dtype).view(n, c, 1, 1)
         if self.norm == "linf":
             s = max(1, min(s, h - 1, w - 1))
-            window = self._place(rng, stream, x.shape, s)[0]
-            signs = rng.sign(stream + 2, (c, 1, 1), x.dtype)
+            window = self._place(draws[:, 0], draws[:, 1], x.shape, s)[0]
             proposal = torch.where(window, self.eps * signs, delta)
             # a proposal that the box leaves equal to the current point wastes a query (the
             # window already had these signs, or the pixels are clipped): flip its signs
@@ -147,10 +154,9 @@ class Square(FixedBudgetAttack):
             return torch.where(batch_view(same, x) & window, -self.eps * signs, proposal)
         # L2, L1: odd windows of side >= 3, as in the paper's code
         s = min(max(3, s + 1 - s % 2), h, w)
-        window, dr, dc = self._place(rng, stream, x.shape, s)
-        signs = rng.sign(stream + 2, (c, 1, 1), x.dtype)
-        other = self._place(rng, stream + 4, x.shape, s)[0] & ~window
-        transpose = rng.integers(stream + 6, 2)
+        window, dr, dc = self._place(draws[:, 0], draws[:, 1], x.shape, s)
+        other = self._place(draws[:, 2], draws[:, 3], x.shape, s)[0] & ~window
+        transpose = draws[:, 4] & 1
         eta = window_pattern(s, self._power, x.device, x.dtype)
         pattern = eta[transpose[:, None, None], dr[:, :, None], dc[:, None, :]][:, None] * window
         # the window's old content (unit norm) plus the signed pattern, given the norm of both
@@ -175,19 +181,22 @@ class Square(FixedBudgetAttack):
             delta = self._init(x, rng)
             best = self._margin(model(x + delta), y)
             alive = torch.arange(x.shape[0], device=x.device)
-            x0, y0, sub_rng = x, y, rng
+            x0, y0, sub_rng, draws = x, y, rng, None
             for query in range(1, self.queries + 1):
                 done = best < 0
                 if done.any():  # one host sync per query: finished samples leave
                     result[alive[done]] = x0[done] + delta[done]
                     keep = ~done
                     alive, x0, y0, delta, best = alive[keep], x0[keep], y0[keep], delta[keep], best[keep]
-                    sub_rng = sub_rng[keep]
+                    sub_rng, draws = sub_rng[keep], None if draws is None else draws[keep]
                     if not alive.numel():
                         break
                 if query == self.queries:
                     break
-                proposal = clamp_to_box(x0 + self._propose(x0, delta, sub_rng, query)) - x0
+                if (query - 1) % _BLOCK == 0:  # the random values of the next _BLOCK queries at once
+                    draws = sub_rng.bits(1 + (query - 1) // _BLOCK, (_BLOCK, 5 + x.shape[1]))
+                step = self._propose(x0, delta, draws[:, (query - 1) % _BLOCK], query)
+                proposal = clamp_to_box(x0 + step) - x0
                 candidate = self._margin(model(x0 + proposal), y0)
                 better = candidate < best
                 delta = torch.where(batch_view(better, delta), proposal, delta)

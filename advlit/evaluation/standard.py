@@ -11,7 +11,7 @@ MIN_NORM_STAGE = {"l2": PDGD(steps=200), "l1": FABT(norm="l1", steps=100, target
 
 
 def standard_suite(norm: str = "linf", eps: float = 0.3, version: str = "standard", seed: int = 0,
-                   progress: bool = False) -> AttackSuite:
+                   progress: bool = False, batch_size: int | None = 256) -> AttackSuite:
     """A cascaded suite (each attack only sees the points the earlier ones left standing, and
     inside each attack a point stops the moment it is broken):
 
@@ -49,11 +49,12 @@ def standard_suite(norm: str = "linf", eps: float = 0.3, version: str = "standar
         if norm in MIN_NORM_STAGE:  # AutoAttack's FAB-T in kind, on the points still standing
             attacks["min_norm"] = WithinEps(attack=MIN_NORM_STAGE[norm], eps=eps)
         attacks["square"] = Square(norm=norm, eps=eps, queries=4500)
-        return AttackSuite(attacks, cascade=True, seed=seed, progress=progress)
+        return AttackSuite(attacks, cascade=True, seed=seed, progress=progress, batch_size=batch_size)
     if version == "rand":
         attacks = {"apgd_ce": APGD(norm=norm, eps=eps, steps=100),
                    "apgd_dlr": APGD(norm=norm, eps=eps, steps=100, loss="dlr")}
-        return AttackSuite(attacks, cascade=True, seed=seed, eot_samples=20, progress=progress)
+        return AttackSuite(attacks, cascade=True, seed=seed, eot_samples=20, progress=progress,
+                           batch_size=batch_size)
     attacks = {"apgd_ce": APGD(norm=norm, eps=eps, steps=25),
                "apgd_t": APGDT(norm=norm, eps=eps, steps=25, target_classes=3)}
-    return AttackSuite(attacks, cascade=True, seed=seed, progress=progress)
+    return AttackSuite(attacks, cascade=True, seed=seed, progress=progress, batch_size=batch_size)
