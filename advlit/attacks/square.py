@@ -101,9 +101,10 @@ class Square(FixedBudgetAttack):
         return torch.where(logits.isfinite().all(dim=1), m, -math.inf)  # non-finite: broken
 
     def _init(self, x: torch.Tensor, rng: SampleRNG) -> torch.Tensor:
+        """The starting point (in the ball and the box)."""
         n, c, h, w = x.shape
         if self.norm == "linf":
-            return clamp_to_box(x + self.eps * rng.sign(0, (c, 1, w), x.dtype).expand_as(x)) - x
+            return clamp_to_box(x + self.eps * rng.sign(0, (c, 1, w), x.dtype).expand_as(x))
         # L2 and L1: s x s tiles of the update pattern with random signs, scaled to or
         # projected onto the eps ball
         s = max(1, min(h, w) // 5)
@@ -113,9 +114,8 @@ class Square(FixedBudgetAttack):
         signs = signs.repeat_interleave(s, 2).repeat_interleave(s, 3)[:, :, :h, :w]
         delta = pattern * signs
         if self.norm == "l1":
-            return project_l1_in_box(delta, x, self.eps)
-        delta = delta * batch_view(self.eps / lp_norm(delta, "l2").clamp_min(1e-12), x)
-        return clamp_to_box(x + delta) - x
+            return x + project_l1_in_box(delta, x, self.eps)
+        return clamp_to_box(x + delta * batch_view(self.eps / lp_norm(delta, "l2").clamp_min(1e-12), x))
 
     @property
     def _power(self) -> int:
@@ -137,9 +137,10 @@ class Square(FixedBudgetAttack):
         mask = (inside_r[:, :, None] & inside_c[:, None, :])[:, None]
         return mask, dr.clamp(0, s - 1), dc.clamp(0, s - 1)
 
-    def _propose(self, x, delta, draws: torch.Tensor, query: int) -> torch.Tensor:
-        """A proposal from this query's random values ``draws`` (N, 5 + C): window corners,
-        the second window's corners, the pattern's orientation, a sign per channel."""
+    def _propose(self, x, current, draws: torch.Tensor, query: int) -> torch.Tensor:
+        """A proposed point (in the ball and the box) next to ``current``, from this query's
+        random values ``draws`` (N, 5 + C): window corners, the second window's corners, the
+        pattern's orientation, a sign per channel."""
         n, c, h, w = x.shape
         p = square_fraction(self.p, query, self.queries if self.rescaled else 10000)
         s = int(round(math.sqrt(p * h * w)))
@@ -147,13 +148,16 @@ class Square(FixedBudgetAttack):
         if self.norm == "linf":
             s = max(1, min(s, h - 1, w - 1))
             window = self._place(draws[:, 0], draws[:, 1], x.shape, s)[0]
-            proposal = torch.where(window, self.eps * signs, delta)
-            # a proposal that the box leaves equal to the current point wastes a query (the
-            # window already had these signs, or the pixels are clipped): flip its signs
-            same = ((clamp_to_box(x + proposal) - clamp_to_box(x + delta)).abs() < 1e-7).flatten(1).all(dim=1)
-            return torch.where(batch_view(same, x) & window, -self.eps * signs, proposal)
+            values = clamp_to_box(x + self.eps * signs)
+            # a window that already holds these values (or that the box clips to them) would
+            # waste the query: flip its signs
+            wasted = ~((values != current) & window).flatten(1).any(dim=1)
+            if wasted.any():
+                values = torch.where(batch_view(wasted, x), clamp_to_box(x - self.eps * signs), values)
+            return torch.where(window, values, current)
         # L2, L1: odd windows of side >= 3, as in the paper's code
         s = min(max(3, s + 1 - s % 2), h, w)
+        delta = current - x
         window, dr, dc = self._place(draws[:, 0], draws[:, 1], x.shape, s)
         other = self._place(draws[:, 2], draws[:, 3], x.shape, s)[0] & ~window
         transpose = draws[:, 4] & 1
@@ -172,22 +176,22 @@ class Square(FixedBudgetAttack):
             1 / q).clamp_min(1e-12)
         proposal = torch.where(window, new_window, torch.where(other, torch.zeros_like(delta), delta))
         if self.norm == "l1":
-            return project_l1_in_box(proposal, x, self.eps)
-        return proposal * batch_view(self.eps / lp_norm(proposal, "l2").clamp_min(1e-12), proposal)
+            return x + project_l1_in_box(proposal, x, self.eps)
+        return clamp_to_box(x + proposal * batch_view(self.eps / lp_norm(proposal, "l2").clamp_min(1e-12), x))
 
     def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, rng: SampleRNG) -> torch.Tensor:
         result = x.clone()
         with torch.no_grad():
-            delta = self._init(x, rng)
-            best = self._margin(model(x + delta), y)
+            current = self._init(x, rng)
+            best = self._margin(model(current), y)
             alive = torch.arange(x.shape[0], device=x.device)
             x0, y0, sub_rng, draws = x, y, rng, None
             for query in range(1, self.queries + 1):
                 done = best < 0
                 if done.any():  # one host sync per query: finished samples leave
-                    result[alive[done]] = x0[done] + delta[done]
+                    result[alive[done]] = current[done]
                     keep = ~done
-                    alive, x0, y0, delta, best = alive[keep], x0[keep], y0[keep], delta[keep], best[keep]
+                    alive, x0, y0, current, best = alive[keep], x0[keep], y0[keep], current[keep], best[keep]
                     sub_rng, draws = sub_rng[keep], None if draws is None else draws[keep]
                     if not alive.numel():
                         break
@@ -195,12 +199,11 @@ class Square(FixedBudgetAttack):
                     break
                 if (query - 1) % _BLOCK == 0:  # the random values of the next _BLOCK queries at once
                     draws = sub_rng.bits(1 + (query - 1) // _BLOCK, (_BLOCK, 5 + x.shape[1]))
-                step = self._propose(x0, delta, draws[:, (query - 1) % _BLOCK], query)
-                proposal = clamp_to_box(x0 + step) - x0
-                candidate = self._margin(model(x0 + proposal), y0)
+                proposal = self._propose(x0, current, draws[:, (query - 1) % _BLOCK], query)
+                candidate = self._margin(model(proposal), y0)
                 better = candidate < best
-                delta = torch.where(batch_view(better, delta), proposal, delta)
+                current = torch.where(batch_view(better, current), proposal, current)
                 best = torch.where(better, candidate, best)
             if alive.numel():
-                result[alive] = x0 + delta
+                result[alive] = current
         return result
