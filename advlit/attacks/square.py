@@ -64,7 +64,8 @@ class Square(FixedBudgetAttack):
     s = round(sqrt(p * H * W)) with p from :func:`square_fraction` (odd and >= 3 in L2 and L1).
 
     Costs ``queries`` forward passes per sample at most and no backward pass; a sample stops
-    as soon as it is adversarial. Randomness is per sample (``rng``), one stream per block of 64 queries.
+    as soon as it is adversarial. Randomness is per sample (``rng``), one stream per block of
+    64 queries.
     """
 
     gradient_free = True
