@@ -26,6 +26,16 @@ def _mix(h: torch.Tensor) -> torch.Tensor:
     return h ^ (h >> 16)
 
 
+def sign_from_bits(bits: torch.Tensor, dtype=torch.float32) -> torch.Tensor:
+    """+1 or -1 from 32-bit random values (their top bit)."""
+    return ((bits >> 31) * 2 - 1).to(dtype)
+
+
+def below_from_bits(bits: torch.Tensor, high: torch.Tensor | int) -> torch.Tensor:
+    """Integers in [0, high) from 32-bit random values (their top 24 bits, scaled)."""
+    return ((bits >> 8) * high) >> 24
+
+
 class SampleRNG:
     """Random numbers keyed per sample. ``keys`` (N,) int64 come from :meth:`from_index`;
     ``rng[idx]`` keeps the keys of a subset of samples (for attacks that drop finished ones).
@@ -83,8 +93,8 @@ class SampleRNG:
     def integers(self, stream: int, high: torch.Tensor | int, shape: tuple[int, ...] = ()) -> torch.Tensor:
         """Integers in [0, high) per sample; ``high`` a scalar or an (N,) tensor."""
         high = torch.as_tensor(high, device=self.keys.device).view(-1, *([1] * len(shape)))
-        return (self.uniform(stream, shape, torch.float64) * high).floor().to(torch.int64)
+        return below_from_bits(self.bits(stream, shape), high)
 
     def sign(self, stream: int, shape: tuple[int, ...], dtype=torch.float32) -> torch.Tensor:
         """+1 or -1 with equal probability."""
-        return ((self.bits(stream, shape) >> 31) * 2 - 1).to(dtype)
+        return sign_from_bits(self.bits(stream, shape), dtype)

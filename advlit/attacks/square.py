@@ -11,7 +11,7 @@ from advlit.attacks.base import FixedBudgetAttack
 from advlit.attacks.geometry import batch_view, clamp_to_box
 from advlit.attacks.losses import signed_margin
 from advlit.attacks.norms import lp_norm, project_l1_in_box
-from advlit.attacks.randomness import SampleRNG
+from advlit.attacks.randomness import SampleRNG, below_from_bits, sign_from_bits
 
 _HALVINGS = (10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000)
 _BLOCK = 64  # queries whose random values are drawn together (one hash pass)
@@ -122,16 +122,11 @@ class Square(FixedBudgetAttack):
     def _power(self) -> int:
         return 2 if self.norm == "l2" else 4
 
-    @staticmethod
-    def _below(bits: torch.Tensor, high: int) -> torch.Tensor:
-        """Integers in [0, high) from 32-bit random values (their top 24 bits, scaled)."""
-        return ((bits >> 8) * high) >> 24
-
     def _place(self, top_bits: torch.Tensor, left_bits: torch.Tensor, shape, s: int):
         """A random s x s window per sample: its mask (N, 1, H, W) and, for every pixel, its
         row and column inside the window (clamped), to read a pattern from."""
         _, _, h, w = shape
-        top, left = self._below(top_bits, h - s + 1), self._below(left_bits, w - s + 1)
+        top, left = below_from_bits(top_bits, h - s + 1), below_from_bits(left_bits, w - s + 1)
         dr = torch.arange(h, device=top.device)[None, :] - top[:, None]
         dc = torch.arange(w, device=top.device)[None, :] - left[:, None]
         inside_r, inside_c = (dr >= 0) & (dr < s), (dc >= 0) & (dc < s)
@@ -145,7 +140,7 @@ class Square(FixedBudgetAttack):
         n, c, h, w = x.shape
         p = square_fraction(self.p, query, self.queries if self.rescaled else 10000)
         s = int(round(math.sqrt(p * h * w)))
-        signs = ((draws[:, 5:] >> 31) * 2 - 1).to(x.dtype).view(n, c, 1, 1)
+        signs = sign_from_bits(draws[:, 5:], x.dtype).view(n, c, 1, 1)
         if self.norm == "linf":
             s = max(1, min(s, h - 1, w - 1))
             window = self._place(draws[:, 0], draws[:, 1], x.shape, s)[0]

@@ -42,6 +42,7 @@ def standard_suite(norm: str = "linf", eps: float = 0.3, version: str = "standar
         raise ValueError(f"standard_suite supports norm 'linf', 'l2' or 'l1', got {norm!r}")
     if not eps > 0:
         raise ValueError(f"eps must be > 0, got {eps!r}")
+    options = {"cascade": True, "seed": seed, "progress": progress, "batch_size": batch_size}
     if version == "standard":
         l1 = norm == "l1"
         attacks = {"apgd_ce": APGD(norm=norm, eps=eps, steps=100, restarts=5 if l1 else 1, large_eps=l1),
@@ -50,12 +51,11 @@ def standard_suite(norm: str = "linf", eps: float = 0.3, version: str = "standar
         if norm in MIN_NORM_STAGE:  # AutoAttack's FAB-T in kind, on the points still standing
             attacks["min_norm"] = WithinEps(attack=MIN_NORM_STAGE[norm], eps=eps)
         attacks["square"] = Square(norm=norm, eps=eps, queries=SQUARE_QUERIES[norm])
-        return AttackSuite(attacks, cascade=True, seed=seed, progress=progress, batch_size=batch_size)
+        return AttackSuite(attacks, **options)
     if version == "rand":
         attacks = {"apgd_ce": APGD(norm=norm, eps=eps, steps=100),
                    "apgd_dlr": APGD(norm=norm, eps=eps, steps=100, loss="dlr")}
-        return AttackSuite(attacks, cascade=True, seed=seed, eot_samples=20, progress=progress,
-                           batch_size=batch_size)
+        return AttackSuite(attacks, eot_samples=20, **options)
     attacks = {"apgd_ce": APGD(norm=norm, eps=eps, steps=25),
                "apgd_t": APGDT(norm=norm, eps=eps, steps=25, target_classes=3)}
-    return AttackSuite(attacks, cascade=True, seed=seed, progress=progress, batch_size=batch_size)
+    return AttackSuite(attacks, **options)
