@@ -80,6 +80,16 @@ def project_l1(delta: torch.Tensor, eps: float | torch.Tensor) -> torch.Tensor:
     return torch.where(outside[:, None], shrunk, flat).view_as(delta)
 
 
+def project_l0(delta: torch.Tensor, eps: float | torch.Tensor) -> torch.Tensor:
+    """Keep the floor(eps) entries of largest magnitude (ties broken by position), zero the rest."""
+    flat = delta.flatten(1)
+    k = torch.as_tensor(eps, dtype=flat.dtype, device=flat.device).floor().expand(flat.shape[0])
+    rank = torch.empty_like(flat, dtype=torch.long).scatter_(
+        1, flat.abs().argsort(dim=1, descending=True, stable=True),
+        torch.arange(flat.shape[1], device=flat.device).expand_as(flat))
+    return delta * (rank < k[:, None]).view_as(delta)
+
+
 def project_l1_in_box(delta: torch.Tensor, x0: torch.Tensor, eps: float | torch.Tensor,
                       iterations: int = 32) -> torch.Tensor:
     """The Euclidean projection of ``delta`` onto {||d||_1 <= eps} ∩ {0 <= x0 + d <= 1}
@@ -236,7 +246,7 @@ _NORMS = {n.name: n for n in (
          random_start=_start_l2, prox=prox_l2),
     Norm("l1", _l1, dual="linf", project=project_l1, steepest_ascent=_ascent_l1,
          random_start=_start_l1, prox=prox_l1, project_in_box=project_l1_in_box),
-    Norm("l0", _l0, prox=prox_l0),
+    Norm("l0", _l0, project=project_l0, prox=prox_l0),
     Norm("group_l0", _group_l0, prox=prox_group_l0),
 )}
 NORMS = tuple(_NORMS)

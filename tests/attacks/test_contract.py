@@ -64,7 +64,7 @@ CASES = [
     PDGD(steps=20),
     PDGD(steps=20, targeted=True),
     *(PDPGD(norm=n, steps=20) for n in ("linf", "l2", "l1", "l0", "group_l0")),
-    *(FMN(norm=n, steps=20) for n in ("linf", "l2", "l1")),
+    *(FMN(norm=n, steps=20) for n in ("linf", "l2", "l1", "l0")),
     FMN(steps=20, targeted=True),
     DDN(steps=20),
     DDN(steps=20, targeted=True),

@@ -20,6 +20,7 @@ CASES = [
     FMN(norm="linf", steps=100),
     FMN(norm="l2", steps=100),
     FMN(norm="l1", steps=100),
+    FMN(norm="l0", steps=100),
     DDN(steps=100),
     *(FABT(norm=n, steps=30, target_classes=3) for n in ("linf", "l2", "l1")),
 ]

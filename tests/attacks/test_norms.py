@@ -131,6 +131,18 @@ def test_l1_projection_inside_the_box_is_exact():
     assert ((ours - v).norm(dim=1) < (clipped - v).norm(dim=1) - 1e-3).any()
 
 
+def test_l0_projection_keeps_the_largest_entries_per_sample():
+    torch.manual_seed(0)
+    delta = torch.randn(5, 1, 6, 6)
+    eps = torch.tensor([0.0, 1.0, 3.7, 10.0, 100.0])
+    projected = get_norm("l0").project(delta, eps)
+    assert torch.equal(norms.lp_norm(projected, "l0"), torch.tensor([0.0, 1.0, 3.0, 10.0, 36.0]))
+    for i, k in enumerate((0, 1, 3, 10, 36)):
+        kept = delta[i].flatten().abs().topk(k).indices
+        expected = torch.zeros(36).index_copy(0, kept, delta[i].flatten()[kept])
+        assert torch.equal(projected[i].flatten(), expected)
+
+
 HOOKED = {hook: [n for n in norms.NORMS if getattr(get_norm(n), hook) is not None]
           for hook in ("project", "steepest_ascent", "random_start", "prox")}
 
