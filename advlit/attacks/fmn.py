@@ -59,7 +59,8 @@ class FMN(MinNormAttack):
         if not 0 < self.final_fraction <= 1:
             raise ValueError(f"final_fraction must be in (0, 1], got {self.final_fraction!r}")
         if self.gamma is not None and not 0 < self.gamma < 1:
-            raise ValueError(f"gamma must be in (0, 1) or None (0.05, 0.4 for L1, 0.2 for L0), got {self.gamma!r}")
+            raise ValueError(f"gamma must be in (0, 1) or None (0.05, 0.4 for L1, 0.2 for L0), "
+                             f"got {self.gamma!r}")
 
     @property
     def alpha(self) -> float:
@@ -95,10 +96,10 @@ class FMN(MinNormAttack):
                 better = adversarial & (norm < best_norm)
                 best_norm = torch.where(better, norm, best_norm)
                 best = torch.where(batch_view(better, x), x + delta, best)
-                if l0:
-                    eps = torch.where(adversarial, torch.minimum(torch.minimum(eps - 1, (eps * (1 - gamma)).floor()),
-                                                                 best_norm),
-                                      torch.maximum(eps + 1, (eps * (1 + gamma)).floor())).clamp_min(1)
+                if l0:  # an integer radius, moved by at least one entry
+                    shrunk = torch.minimum(eps - 1, (eps * (1 - gamma)).floor())
+                    grown = torch.maximum(eps + 1, (eps * (1 + gamma)).floor())
+                    eps = torch.where(adversarial, torch.minimum(shrunk, best_norm), grown).clamp_min(1)
                 else:
                     to_boundary = norm + m.abs() / get_norm(geometry.dual).measure(grad).clamp_min(TINY)
                     eps = torch.where(adversarial, torch.minimum(eps * (1 - gamma), best_norm),
