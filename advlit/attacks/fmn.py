@@ -14,6 +14,9 @@ from advlit.attacks.losses import signed_margin
 from advlit.attacks.norms import get_norm
 from advlit.attacks.randomness import SampleRNG
 
+# (initial step size alpha, initial gamma) per norm when not given: the paper's in Linf and L2
+DEFAULTS = {"linf": (1.0, 0.05), "l2": (1.0, 0.05), "l1": (5.0, 0.4), "l0": (2.0, 0.2)}
+
 
 def cosine(start: float, end: float, step: int, steps: int) -> float:
     """Cosine annealing from ``start`` (step 0) towards ``end``."""
@@ -55,25 +58,27 @@ class FMN(MinNormAttack):
     def validate(self) -> None:
         super().validate()
         if self.step_size is not None and not self.step_size > 0:
-            raise ValueError(f"step_size must be > 0 or None (1, 5 for L1, 2 for L0), got {self.step_size!r}")
+            raise ValueError(f"step_size must be > 0 or None ({DEFAULTS[self.norm][0]} in {self.norm}), "
+                             f"got {self.step_size!r}")
         if not 0 < self.final_fraction <= 1:
             raise ValueError(f"final_fraction must be in (0, 1], got {self.final_fraction!r}")
         if self.gamma is not None and not 0 < self.gamma < 1:
-            raise ValueError(f"gamma must be in (0, 1) or None (0.05, 0.4 for L1, 0.2 for L0), "
+            raise ValueError(f"gamma must be in (0, 1) or None ({DEFAULTS[self.norm][1]} in {self.norm}), "
                              f"got {self.gamma!r}")
 
     @property
     def alpha(self) -> float:
-        """The initial step size: ``step_size``, else 1 (5 for L1, 2 for L0)."""
-        return self.step_size if self.step_size is not None else {"l1": 5.0, "l0": 2.0}.get(self.norm, 1.0)
+        """The initial step size: ``step_size``, else the norm's default (``DEFAULTS``)."""
+        return self.step_size if self.step_size is not None else DEFAULTS[self.norm][0]
 
     @property
     def initial_gamma(self) -> float:
-        """The initial radius factor: ``gamma``, else 0.05 (0.4 for L1, 0.2 for L0)."""
-        return self.gamma if self.gamma is not None else {"l1": 0.4, "l0": 0.2}.get(self.norm, 0.05)
+        """The initial radius factor: ``gamma``, else the norm's default (``DEFAULTS``)."""
+        return self.gamma if self.gamma is not None else DEFAULTS[self.norm][1]
 
     def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, rng: SampleRNG) -> torch.Tensor:
         geometry, l0 = self.geometry, self.norm == "l0"
+        dual = None if l0 else get_norm(geometry.dual)
         n = x.shape[0]
         delta = torch.zeros_like(x)
         best = x.clone()
@@ -101,7 +106,7 @@ class FMN(MinNormAttack):
                     grown = torch.maximum(eps + 1, (eps * (1 + gamma)).floor())
                     eps = torch.where(adversarial, torch.minimum(shrunk, best_norm), grown).clamp_min(1)
                 else:
-                    to_boundary = norm + m.abs() / get_norm(geometry.dual).measure(grad).clamp_min(TINY)
+                    to_boundary = norm + m.abs() / dual.measure(grad).clamp_min(TINY)
                     eps = torch.where(adversarial, torch.minimum(eps * (1 - gamma), best_norm),
                                       torch.where(best_norm.isfinite(), eps * (1 + gamma), to_boundary))
                 eps = torch.minimum(eps, largest)

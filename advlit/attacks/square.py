@@ -148,8 +148,7 @@ class Square(FixedBudgetAttack):
             # a window that already holds these values (or that the box clips to them) would
             # waste the query: flip its signs
             wasted = ~((values != current) & window).flatten(1).any(dim=1)
-            if wasted.any():
-                values = torch.where(batch_view(wasted, x), clamp_to_box(x - self.eps * signs), values)
+            values = torch.where(batch_view(wasted, x), clamp_to_box(x - self.eps * signs), values)
             return torch.where(window, values, current)
         # L2, L1: odd windows of side >= 3, as in the paper's code
         s = min(max(3, s + 1 - s % 2), h, w)
