@@ -83,6 +83,25 @@ def test_boundary_search_only_shrinks_adversarial_perturbations(trained_digits_c
     assert (shrink[fooled] <= 1 + 1e-6).all() and shrink[fooled].min() < 1
 
 
+@pytest.mark.parametrize("attack", [FMN, PDPGD])
+def test_l0_refinement_drops_entries_and_stays_adversarial(trained_digits_cnn, digits, attack):
+    _, _, x, y = digits
+    x, y = x[:64], y[:64]
+    raw = attack(norm="l0", steps=30, refine_steps=0)(trained_digits_cnn, x, y)
+    refined = attack(norm="l0", steps=30, refine_steps=10)(trained_digits_cnn, x, y)
+    with torch.no_grad():
+        fooled_raw = trained_digits_cnn(raw).argmax(1) != y
+        fooled = trained_digits_cnn(refined).argmax(1) != y
+    assert torch.equal(fooled, fooled_raw) and fooled.any()
+    changed_raw, changed = (raw != x).flatten(1), (refined != x).flatten(1)
+    assert not (changed & ~changed_raw).any()  # only entries of the raw perturbation remain
+    assert torch.equal(refined[changed.view_as(x)], raw[changed.view_as(x)])  # unchanged values
+    dropped = changed_raw[fooled].sum(1) - changed[fooled].sum(1)
+    assert (dropped >= 0).all()
+    if attack is PDPGD:  # FMN-L0 already ends at 1-4 of 64 pixels here, PDPGD with spares
+        assert dropped.gt(0).any()
+
+
 def test_cw_l2_norm_near_deepfool(trained_digits_cnn, digits):
     _, _, x, y = digits
     x, y = x[:100], y[:100]
