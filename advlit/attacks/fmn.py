@@ -35,7 +35,8 @@ class FMN(MinNormAttack):
     and the projection keeps the floor(eps) largest entries of delta (Sec. 3.1). alpha and gamma
     follow cosine annealing from ``step_size`` to ``step_size * final_fraction`` and from
     ``gamma`` to 0.001. The smallest adversarial delta is kept per sample; ``refine_steps``
-    forward passes of bisection towards x then shrink it (never worse). Cost: ``steps``
+    forward passes of bisection towards x (in L0: on the number of entries kept) then shrink it
+    (never worse). Cost: ``steps``
     forward+backward passes, plus ``refine_steps`` forward passes.
 
     Defaults: the paper's alpha 1 and gamma 0.05 in Linf and L2; in L1, whose balls are
