@@ -36,8 +36,7 @@ class FMN(MinNormAttack):
     follow cosine annealing from ``step_size`` to ``step_size * final_fraction`` and from
     ``gamma`` to 0.001. The smallest adversarial delta is kept per sample; ``refine_steps``
     forward passes of bisection towards x (in L0: on the number of entries kept) then shrink it
-    (never worse). Cost: ``steps``
-    forward+backward passes, plus ``refine_steps`` forward passes.
+    (never worse). Cost: ``steps`` forward+backward passes, plus ``refine_steps`` forward passes.
 
     Defaults: the paper's alpha 1 and gamma 0.05 in Linf and L2; in L1, whose balls are
     larger and whose radius moves by larger factors, alpha 5 and gamma 0.4, and in L0 alpha 2
