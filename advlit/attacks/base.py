@@ -240,40 +240,20 @@ class MinNormAttack(NormAttack):
 
     def boundary_search(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
                         x_adv: torch.Tensor, found: torch.Tensor, steps: int) -> torch.Tensor:
-        """Bisection on the segment from x to each ``found`` x_adv (``steps`` forward passes):
-        the closest point of the segment still adversarial. The segment stays in the box and
-        every norm shrinks along it towards x, so the result is never worse. In L0, where
-        scaling removes no entry, the bisection is on the number k of entries of x_adv - x
-        kept (its k largest)."""
-        if self.norm == "l0":
-            return self.sparsity_search(model, x, y, x_adv, found, steps)
+        """Bisection on the path from x to each ``found`` x_adv along which the norm shrinks
+        (``steps`` forward passes; :meth:`Norm.towards_zero`: the segment, in L0 the largest
+        entries kept): the closest point of the path still adversarial. The path stays in the
+        box and bisection only moves to points checked adversarial, so the result is never worse."""
         low = torch.zeros(x.shape[0], device=x.device, dtype=x.dtype)
         high = torch.ones_like(low)
-        r = x_adv - x
+        r, towards_zero = x_adv - x, self.geometry.towards_zero
         with torch.no_grad():
             for _ in range(steps):
                 mid = (low + high) / 2
-                adversarial = self.is_adversarial(model(x + batch_view(mid, r) * r), y)
+                adversarial = self.is_adversarial(model(x + towards_zero(r, mid)), y)
                 high = torch.where(adversarial, mid, high)
                 low = torch.where(adversarial, low, mid)
-        return torch.where(batch_view(found, x), x + batch_view(high, r) * r, x_adv)
-
-    def sparsity_search(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
-                        x_adv: torch.Tensor, found: torch.Tensor, steps: int) -> torch.Tensor:
-        """L0's :meth:`boundary_search`: bisection on k, the number of largest entries of
-        x_adv - x kept (``steps`` forward passes; k only moves to counts that were checked
-        adversarial, so the result is never worse). Each kept entry is unchanged, so the point
-        stays in the box."""
-        r, keep = x_adv - x, self.geometry.project
-        high = (r != 0).flatten(1).sum(1).to(x.dtype)
-        low = torch.zeros_like(high)
-        with torch.no_grad():
-            for _ in range(steps):
-                mid = ((low + high) / 2).floor()
-                adversarial = self.is_adversarial(model(x + keep(r, mid)), y)
-                high = torch.where(adversarial, mid, high)
-                low = torch.where(adversarial, low, mid)
-        return torch.where(batch_view(found, x), x + keep(r, high), x_adv)
+        return torch.where(batch_view(found, x), x + towards_zero(r, high), x_adv)
 
 
 def check_positive_int(name: str, value) -> None:

@@ -90,6 +90,11 @@ def project_l0(delta: torch.Tensor, eps: float | torch.Tensor) -> torch.Tensor:
     return delta * (rank < k[:, None]).view_as(delta)
 
 
+def shrink_l0(delta: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """L0's path towards 0 (scaling removes no entry): keep the ceil(t ||delta||_0) largest."""
+    return project_l0(delta, (t * (delta != 0).flatten(1).sum(1)).ceil())
+
+
 def project_l1_in_box(delta: torch.Tensor, x0: torch.Tensor, eps: float | torch.Tensor,
                       iterations: int = 32) -> torch.Tensor:
     """The Euclidean projection of ``delta`` onto {||d||_1 <= eps} ∩ {0 <= x0 + d <= 1}
@@ -219,6 +224,16 @@ class Norm:
     random_start: Callable[..., torch.Tensor] | None = None
     prox: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
     project_in_box: Callable[..., torch.Tensor] | None = None
+    shrink: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
+
+    def towards_zero(self, delta: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """The point a fraction t (per sample, in [0, 1]) of the way from 0 to ``delta`` along a
+        path on which this norm shrinks towards 0 and every entry keeps its value or moves
+        towards 0 (so it stays in the box): ``shrink`` where the norm has one (L0), else
+        t * delta."""
+        if self.shrink is not None:
+            return self.shrink(delta, t)
+        return batch_view(t, delta) * delta
 
     def project_point(self, x0: torch.Tensor, point: torch.Tensor, eps: float | torch.Tensor) -> torch.Tensor:
         """A point of the eps ball around ``x0`` inside the [0, 1] box, near ``point``: the
@@ -246,7 +261,7 @@ _NORMS = {n.name: n for n in (
          random_start=_start_l2, prox=prox_l2),
     Norm("l1", _l1, dual="linf", project=project_l1, steepest_ascent=_ascent_l1,
          random_start=_start_l1, prox=prox_l1, project_in_box=project_l1_in_box),
-    Norm("l0", _l0, project=project_l0, prox=prox_l0),
+    Norm("l0", _l0, project=project_l0, prox=prox_l0, shrink=shrink_l0),
     Norm("group_l0", _group_l0, prox=prox_group_l0),
 )}
 NORMS = tuple(_NORMS)
