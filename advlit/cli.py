@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+from argparse import ArgumentError
 from pathlib import Path
 
 from jsonargparse import Namespace
@@ -14,9 +15,16 @@ from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import WandbLogger
 
 from advlit.checkpoints import RUN_PREFIX, CheckpointError, latest_checkpoint, load_checkpoint, run_folders
+from advlit.config_errors import one_line
 from advlit.defenses import RobustClassifier
 
 RUN_ENV = "ADVLIT_RUN"  # the run number, shared with DDP worker processes
+DESCRIPTION = ("advlit: train adversarially robust classifiers and evaluate their robustness "
+               "(attacks, defenses, datasets and the standard suite) from YAML configs")
+CKPT_HELP = ("Checkpoint to load: a file, 'last' (last.ckpt of the newest run_N folder under the "
+             "config's checkpoint folder) or 'best' (the best checkpoint that last.ckpt records for "
+             "the monitored metric). Loaded with weights_only=True; it must come from the same model "
+             "and architecture as the config.")
 
 
 def checkpoint_callback(trainer) -> ModelCheckpoint | None:
@@ -136,6 +144,35 @@ class AdvlitCLI(LightningCLI):
         del commands["predict"]
         return commands
 
+    def init_parser(self, **kwargs):
+        """Parsers that raise on a bad config (:func:`main` prints one line) instead of
+        printing the usage, and that describe advlit in ``--help``."""
+        kwargs["description"] = kwargs.get("description") or DESCRIPTION
+        if kwargs["description"].startswith("Lightning Trainer"):
+            kwargs["description"] = DESCRIPTION
+        return super().init_parser(exit_on_error=False, **kwargs)
+
+    def _prepare_subcommand_parser(self, klass, subcommand: str, **kwargs):
+        parser = super()._prepare_subcommand_parser(klass, subcommand, **kwargs)
+        for action in parser._actions:
+            if action.dest == "ckpt_path":
+                action.help = CKPT_HELP
+        return parser
+
+    def _parse_ckpt_path(self) -> None:
+        """Check an explicit ``--ckpt_path FILE`` before anything reads it (missing, empty,
+        truncated or unsafe: one line) and refuse a checkpoint trained with another model or
+        architecture than the config's, instead of Lightning's silent swap of the config's
+        model for the checkpoint's."""
+        if not self.config.get("subcommand"):
+            return
+        config = self.config[self.config.subcommand]
+        ckpt = config.get("ckpt_path")
+        if ckpt is None or ckpt in ("last", "best"):
+            return
+        stored = load_checkpoint(ckpt).get("hyper_parameters") or {}
+        check_same_model(stored, config.get("model"), ckpt)
+
     def add_arguments_to_parser(self, parser) -> None:
         parser.link_arguments("data.num_classes", "model.init_args.model.init_args.num_classes",
                               apply_on="instantiate")
@@ -155,6 +192,8 @@ class AdvlitCLI(LightningCLI):
         if ckpt in ("last", "best"):
             ckpt = self._find_checkpoint(ckpt)
             config["ckpt_path"] = str(ckpt)
+            check_same_model(load_checkpoint(ckpt).get("hyper_parameters") or {},
+                             self.config[self.subcommand].get("model"), ckpt)
         if config["weights_only"]:
             load_checkpoint(ckpt)
 
@@ -238,22 +277,50 @@ class AdvlitCLI(LightningCLI):
         self._finish_wandb()
 
 
+def _describe(class_path, init_args) -> str:
+    args = ", ".join(f"{k}={v}" for k, v in sorted((init_args or {}).items()) if k != "num_classes" and v is not None)
+    return f"{class_path}({args})"
+
+
+def check_same_model(stored: dict, model, ckpt) -> None:
+    """Refuse a checkpoint whose stored hyper-parameters name another defense class or another
+    network (class or architecture arguments) than ``model``, the config's."""
+    if not stored.get("_class_path") or model is None:
+        return
+    model = model.as_dict() if isinstance(model, Namespace) else dict(model)
+    ours_net = dict((model.get("init_args") or {}).get("model") or {})
+    theirs_net = dict(stored.get("model") or {})
+    ours_args, theirs_args = ours_net.get("init_args") or {}, theirs_net.get("init_args") or {}
+    differs = (stored["_class_path"] != model.get("class_path")
+               or theirs_net.get("class_path") != ours_net.get("class_path")
+               or any(ours_args.get(k) != v for k, v in theirs_args.items()
+                      if k != "num_classes" and k in ours_args and v is not None))
+    if differs:
+        raise CheckpointError(
+            f"checkpoint {str(ckpt)!r} was trained as {stored['_class_path']} of "
+            f"{_describe(theirs_net.get('class_path'), theirs_args)}, but the config runs "
+            f"{model.get('class_path')} of {_describe(ours_net.get('class_path'), ours_args)}; use the config "
+            f"it was trained with (config.yaml beside the checkpoint)")
+
+
 def build_cli(args=None, run: bool = True) -> AdvlitCLI:
     """Parse ``args`` (default: sys.argv) and run the subcommand; returns the CLI object."""
     return AdvlitCLI(RobustClassifier, LightningDataModule, subclass_mode_model=True,
                      subclass_mode_data=True, save_config_callback=LoggedSaveConfigCallback,
-                     seed_everything_default=0, args=args, run=run)
+                     seed_everything_default=0, args=args, run=run, parser_kwargs={"description": DESCRIPTION})
 
 
 def main() -> None:
-    """The ``advlit`` command: a bad value or file ends in one line on stderr, exit code 2
-    (``ADVLIT_TRACEBACK=1`` shows the traceback)."""
+    """The ``advlit`` command: a bad value, config or file ends in one line on stderr, exit
+    code 2 (``ADVLIT_TRACEBACK=1`` shows the traceback and jsonargparse's full message)."""
     try:
         build_cli()
-    except (ValueError, FileNotFoundError) as err:
+    except (ValueError, FileNotFoundError, ArgumentError) as err:
         if os.environ.get("ADVLIT_TRACEBACK"):
             raise
-        print(f"advlit: error: {err}", file=sys.stderr)
+        message = one_line(str(err)) if isinstance(err, ArgumentError) else str(err)
+        print(f"advlit: error: {message} (advlit <command> --help lists the options)"
+              if isinstance(err, ArgumentError) else f"advlit: error: {message}", file=sys.stderr)
         sys.exit(2)
 
 

@@ -2,11 +2,13 @@
 side on the same MNIST images: robust accuracy, wall time and gradient evaluations per image.
 
 Trains (once, cached under ``--zoo``) a benchmark zoo with advlit's own defenses and
-Lightning's trainer: an ERM LeNet-5, a PGD-AT BatchNorm CNN (Linf 0.3, eps warm-up), and
-gradient-masked models (a BatchNorm CNN trained with FGSM from a random start, the ERM
-LeNet-5 behind input quantization, and the ERM LeNet-5 with its input gradients scrambled
-by a fixed sign mask). Every row is the same images for both suites, run one after the other.
-The budget per model and norm is in ``EPS`` (the ERM-based models get the smaller one).
+Lightning's trainer: an ERM LeNet-5, a plain BatchNorm CNN, a plain and a PGD-AT MLP, a PGD-AT
+BatchNorm CNN (Linf 0.3, eps warm-up), and gradient-masked models (a BatchNorm CNN trained
+with FGSM from a random start, the ERM LeNet-5 behind input quantization, and the ERM LeNet-5
+with its input gradients scrambled by a fixed sign mask). Every row is the same images for
+both suites, run one after the other; "only advlit" / "only AA" count the points one suite
+broke and the other left standing. Each model is evaluated at the two budgets of its kind in
+``EPS`` (``--eps`` picks one of them).
 
     pip install --no-deps pyautoattack     # the reference; never a dependency of advlit
     python scripts/bench_eval.py --samples 1000 [--norm l2]
@@ -27,10 +29,10 @@ from advlit.attacks.peers import autoattack_robust
 from advlit.data import MNISTDataModule
 from advlit.defenses import AdversarialTraining, RobustClassifier
 from advlit.evaluation import standard_suite
-from advlit.models import InputQuantization, LeNet5, Normalize, ScrambledGradient
+from advlit.models import MLP, InputQuantization, LeNet5, Normalize, ScrambledGradient
 
-EPS = {"linf": {"erm": 0.1, "robust": 0.3}, "l2": {"erm": 1.5, "robust": 2.0},
-       "l1": {"erm": 5.0, "robust": 10.0}}
+EPS = {"linf": {"erm": (0.05, 0.1), "robust": (0.2, 0.3)}, "l2": {"erm": (1.0, 1.5), "robust": (1.5, 2.0)},
+       "l1": {"erm": (2.5, 5.0), "robust": (5.0, 10.0)}}
 
 
 class BatchNormCNN(nn.Module):
@@ -71,6 +73,9 @@ def zoo(root: str, cache: Path) -> dict[str, tuple[nn.Module, str]]:
         "pgd_at": (BatchNormCNN, lambda m: AdversarialTraining(m, PGD(eps=0.3, steps=10)), 4, (0.1, 0.2)),
         "fgsm_rs_bn": (BatchNormCNN, lambda m: AdversarialTraining(
             m, FGSM(eps=0.3, random_start=True)), 2, ()),
+        "bn_erm": (BatchNormCNN, lambda m: RobustClassifier(m), 1, ()),
+        "mlp_erm": (MLP, lambda m: RobustClassifier(m), 2, ()),
+        "mlp_pgd_at": (MLP, lambda m: AdversarialTraining(m, PGD(eps=0.1, steps=10)), 3, ()),
     }
     nets = {}
     for name, (arch, defense, epochs, warmup) in recipes.items():
@@ -86,6 +91,9 @@ def zoo(root: str, cache: Path) -> dict[str, tuple[nn.Module, str]]:
         nets[name] = net.eval()
     return {
         "erm": (nets["erm"], "erm"),
+        "bn_erm": (nets["bn_erm"], "erm"),
+        "mlp_erm": (nets["mlp_erm"], "erm"),
+        "mlp_pgd_at": (nets["mlp_pgd_at"], "erm"),
         "pgd_at": (nets["pgd_at"], "robust"),
         "fgsm_rs_bn": (nets["fgsm_rs_bn"], "robust"),
         "quantized_erm": (InputQuantization(nets["erm"]).eval(), "erm"),
@@ -100,6 +108,8 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=1000)
     parser.add_argument("--models", nargs="*", default=None)
     parser.add_argument("--norm", choices=tuple(EPS), default="linf")
+    parser.add_argument("--eps", type=float, nargs="*", default=None,
+                        help="only these of each model's two budgets (EPS)")
     parser.add_argument("--batch-size", type=int, default=250,
                         help="images per batch for both suites (AutoAttack's default, 250)")
     parser.add_argument("--no-reference", action="store_true", help="skip the AutoAttack reference")
@@ -120,29 +130,30 @@ def main() -> None:
     x, y = data.split_tensors("test", args.samples)
     print(f"{args.samples} MNIST test images, {args.norm}, batches of {args.batch_size}, "
           f"{torch.get_num_threads()} threads")
-    print(f"{'model':<18}{'eps':>5}{'clean':>7} | {'advlit':>7}{'time s':>8}{'grads':>7} |"
-          f" {'AA':>7}{'time s':>8} | {'diff pp':>7}{'time x':>7}")
+    print(f"{'model':<14}{'eps':>5}{'clean':>7} | {'advlit':>7}{'time s':>8}{'grads':>6} |"
+          f" {'AA':>7}{'time s':>8} | {'only advlit':>11}{'only AA':>8}{'time x':>7}")
     for name, (model, kind) in models.items():
         if args.models and name not in args.models:
             continue
-        eps = EPS[args.norm][kind]
-        start = time.perf_counter()
-        result = standard_suite(norm=args.norm, eps=eps, batch_size=args.batch_size).run(model, x, y)
-        ours_time = time.perf_counter() - start
-        grads = sum(result.backward.values()) / len(y)
-        line = (f"{name:<18}{eps:>5g}{result.clean_accuracy:>7.3f} | {result.robust_accuracy:>7.3f}"
-                f"{ours_time:>8.1f}{grads:>7.0f} |")
-        if not args.no_reference:
+        for eps in EPS[args.norm][kind]:
+            if args.eps and eps not in args.eps:
+                continue
             start = time.perf_counter()
-            aa_robust = autoattack_robust(model, x, y, norm=args.norm, eps=eps,
-                                         batch_size=args.batch_size).float().mean().item()
-            aa_time = time.perf_counter() - start
-            line += (f" {aa_robust:>7.3f}{aa_time:>8.1f} | {100 * (result.robust_accuracy - aa_robust):>7.1f}"
-                     f"{ours_time / aa_time:>7.2f}")
-        print(line, flush=True)
-        if args.verbose:
-            print(result.table())
-
+            result = standard_suite(norm=args.norm, eps=eps, batch_size=args.batch_size).run(model, x, y)
+            ours_time = time.perf_counter() - start
+            grads = sum(result.backward.values()) / len(y)
+            line = (f"{name:<14}{eps:>5g}{result.clean_accuracy:>7.3f} | {result.robust_accuracy:>7.3f}"
+                    f"{ours_time:>8.1f}{grads:>6.0f} |")
+            if not args.no_reference:
+                start = time.perf_counter()
+                aa = autoattack_robust(model, x, y, norm=args.norm, eps=eps, batch_size=args.batch_size)
+                aa_time = time.perf_counter() - start
+                only_ours, only_aa = int((~result.robust & aa).sum()), int((result.robust & ~aa).sum())
+                line += (f" {aa.float().mean().item():>7.3f}{aa_time:>8.1f} | {only_ours:>11}{only_aa:>8}"
+                         f"{ours_time / aa_time:>7.2f}")
+            print(line, flush=True)
+            if args.verbose:
+                print(result.table())
 
 if __name__ == "__main__":
     main()

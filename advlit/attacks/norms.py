@@ -243,6 +243,11 @@ class Norm:
             return x0 + self.project_in_box(point - x0, x0, eps)
         return clamp_to_box(x0 + self.project(point - x0, eps))
 
+    def diameter(self, like: torch.Tensor) -> float:
+        """The largest distance in this norm between two images of the [0, 1] box shaped like one
+        sample of ``like``: the norm of an all-ones image (1 in Linf, sqrt(d) in L2, d in L1)."""
+        return self.measure(torch.ones_like(like[:1])).item()
+
     def require(self, *hooks: str, by: str) -> Norm:
         """This norm if it has every hook in ``hooks``, else a ValueError naming ``by`` (the
         attack) and the norms that would do."""

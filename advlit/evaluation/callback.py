@@ -15,7 +15,8 @@ from torch.utils.data import DistributedSampler, RandomSampler
 from torchmetrics import MeanMetric, SumMetric
 
 from advlit.attacks import Attack, MinNormAttack
-from advlit.evaluation.checks import CHECKS, INDICATORS, curve_checks, indicator_flags
+from advlit.evaluation.checks import (CHECKS, FLAGS_GUIDE, INDICATORS, curve_checks, explain_by_randomness,
+                                      indicator_flags)
 from advlit.evaluation.media import log_wandb_media
 from advlit.evaluation.metrics import RadiusStatistics
 from advlit.evaluation.standard import standard_suite
@@ -219,6 +220,7 @@ class RobustnessEvaluation(Callback):
         flags.update(indicator_flags(values))
         if self.sanity_checks:
             flags.update(self._curve_flags(values, unbounded))
+        flags = explain_by_randomness(flags)
         # every process logs every flag (0 or 1), reduced with max: the same keys everywhere
         for name in CHECKS:
             values[f"{stage}/sanity/{name}{self.tag}"] = float(name in flags)
@@ -237,8 +239,9 @@ class RobustnessEvaluation(Callback):
                 rows.append([parts[2], norm, float(parts[-1][4:]), value])
         if trainer.is_global_zero:
             for message in flags.values():
-                rank_zero_warn(f"RobustnessEvaluation sanity check: {message}")
-            log_wandb_media(trainer.loggers, stage, rows, state.examples, radii_values, self.tag)
+                rank_zero_warn(f"RobustnessEvaluation sanity check: {message} (see {FLAGS_GUIDE})")
+            log_wandb_media(trainer.loggers, stage, rows, state.examples, radii_values, self.tag, flags,
+                            FLAGS_GUIDE)
         if stage == "test":
             self.print_table(stage)
 
@@ -293,6 +296,8 @@ class RobustnessEvaluation(Callback):
             console.print("cascade: each row is robust against that attack and every one above it")
         for message in self.flags.values():
             console.print(f"[yellow]sanity check:[/yellow] {message}")
+        if self.flags:
+            console.print(f"what each flag means and what to do next: {FLAGS_GUIDE}")
 
     # -- Lightning hooks ----------------------------------------------------------------
     def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):

@@ -10,8 +10,10 @@ from advlit.images import log_images
 
 
 def log_wandb_media(loggers, stage: str, rows: list[list], examples: dict[str, tuple],
-                    radii: dict[str, torch.Tensor], suffix: str = "") -> None:
-    """``rows``: [attack, norm, eps, robust_acc]; ``examples[name]`` = (x_adv, pred, label);
+                    radii: dict[str, torch.Tensor], suffix: str = "", flags: dict[str, str] | None = None,
+                    guide: str = "") -> None:
+    """``flags``: the honesty checks that fired (name -> message), written to the run summary
+    with a pointer to ``guide``. ``rows``: [attack, norm, eps, robust_acc]; ``examples[name]`` = (x_adv, pred, label);
     ``radii[name]`` = per-sample min-norm radii (finite, positive ones are histogrammed);
     ``suffix`` tells suites apart in the keys (e.g. ``_eot8``)."""
     wandb_loggers = [logger for logger in loggers if isinstance(logger, WandbLogger)]
@@ -32,6 +34,9 @@ def log_wandb_media(loggers, stage: str, rows: list[list], examples: dict[str, t
             if finite.numel():
                 media[f"{stage}/norm_histogram/{name}"] = wandb.Histogram(finite.cpu().numpy())
         logger.experiment.log(media)
+        if flags:
+            logger.experiment.summary[f"{stage}/sanity_flags{suffix}"] = (
+                "; ".join(f"{k}: {v}" for k, v in flags.items()) + f" (see {guide})")
         for name, (x_adv, pred, label) in examples.items():
             log_images([logger], f"{stage}/adversarial_examples/{name}", list(x_adv),
                        [f"pred {p} (true {t})" for p, t in zip(pred.tolist(), label.tolist())])

@@ -209,6 +209,7 @@ class SuiteResult:
         for r in results:
             out.flags.update(r.flags)
         out.flags.update(_checks.indicator_flags(out.metrics()))
+        out.flags = _checks.explain_by_randomness(out.flags)
         return out
 
     def table(self) -> str:
@@ -233,6 +234,8 @@ class SuiteResult:
                     f"{self.seconds.get(name, 0.0):>7.1f}")
                 lines.append(f"{name[:18]:<18}" + "".join(cells) + cost)
         lines += [f"flag {key}: {message}" for key, message in self.flags.items()]
+        if self.flags:
+            lines.append(f"what each flag means and what to do next: {_checks.FLAGS_GUIDE}")
         return "\n".join(lines)
 
 
@@ -289,7 +292,7 @@ class AttackSuite:
         that class (a point stays robust while it is classified correctly). ``checks``
         overrides the suite's setting for the model-probing checks (e.g. first batch only); they
         probe the first ``batch_size`` images."""
-        check_images(x)
+        check_batch(x, y, index)
         index = torch.arange(x.shape[0], device=x.device) if index is None else index.to(x.device)
         checks = self.checks if checks is None else checks
         size = self.batch_size or max(1, x.shape[0])
@@ -308,6 +311,8 @@ class AttackSuite:
                    else self.attacks)
         with torch.random.fork_rng(devices=[x.device] if x.device.type == "cuda" else []):
             logits = _predict(base, x)
+            check_labels(y if target is None else torch.cat([y, goal[:1]]), logits.shape[1],
+                         "y" if target is None else "y or target")
             nonfinite = ~logits.isfinite().all(dim=1)
             correct = (logits.argmax(dim=1) == y) & ~nonfinite
             result = SuiteResult({n: a.norm for n, a in attacks.items()},
@@ -315,7 +320,7 @@ class AttackSuite:
                                  correct, nonfinite, gradient_free={
                                      n for n, a in attacks.items() if getattr(a, "gradient_free", False)})
             bar = _progress(len(attacks), self.progress)
-            probe = None  # (x, goal, x_adv, eps) of standing points after a gradient attack
+            probe = None  # points the last gradient attack left standing
             for name, attack in attacks.items():
                 start = time.perf_counter()
                 result.forward[name] = result.backward[name] = 0
@@ -353,15 +358,17 @@ class AttackSuite:
                             if at_eps.stays_in_ball:  # else its path leaves the ball
                                 silent[idx] = counted.path & keep
                             if name not in result.gradient_free and at_eps.returns_search_end and keep.any():
-                                probe = (x[idx][keep][:32], goal[idx][keep][:32], x_adv[keep][:32], eps)
+                                probe = _checks.Probe(at_eps, x[idx][keep][:32], goal[idx][keep][:32],
+                                                      x_adv[keep][:32])
                         result.broken[name][eps], result.silent[name][eps] = broken, silent
                 result.seconds[name] = time.perf_counter() - start
                 bar.update(name, int(result.robust.sum()) if any(result.grids.values()) else None)
             bar.close()
             if run_model_checks:
-                result.flags.update(_checks.run_checks(base, x, goal, result, attacks, probe,
-                                                      target is not None, self.eot_samples > 1))
+                result.flags.update(_checks.run_checks(base, x, goal, probe, target is not None,
+                                                      raw=model if self.eot_samples > 1 else None))
         result.flags.update(_checks.indicator_flags(result.metrics()))
+        result.flags = _checks.explain_by_randomness(result.flags)
         return result
 
     @staticmethod
@@ -371,6 +378,42 @@ class AttackSuite:
         logits = _predict(model, x_adv)
         bad = ~logits.isfinite().all(dim=1)
         return adversarial(logits, goal if targeted else y, targeted) | bad, bad
+
+
+def check_batch(x: torch.Tensor, y: torch.Tensor, index: torch.Tensor | None) -> None:
+    """What :meth:`AttackSuite.run` accepts, checked before any attack runs: ``x`` a non-empty
+    4-D float batch in [0, 1], ``y`` 1-D integer labels, one per image, and ``index`` (if
+    given) 1-D unique integers, one per image. Raises a one-line ``ValueError``."""
+    if not isinstance(x, torch.Tensor) or x.dim() != 4:
+        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"x must be a 4-D (N, C, H, W) tensor of images, got {shape}; add the "
+                         "channel dimension of grey images with x.unsqueeze(1)")
+    if x.shape[0] == 0:
+        raise ValueError("x is an empty batch (0 images); pass at least one image")
+    check_images(x)
+    for name, value in (("y", y), ("index", index)):
+        if value is None:
+            continue
+        if not isinstance(value, torch.Tensor) or value.dim() != 1 or value.is_floating_point() \
+                or value.is_complex() or value.dtype == torch.bool:
+            what = (f"{value.dtype} tensor of shape {tuple(value.shape)}" if isinstance(value, torch.Tensor)
+                    else type(value).__name__)
+            raise ValueError(f"{name} must be a 1-D integer tensor (one entry per image), got a {what}; "
+                             f"pass torch.as_tensor({name}).long()")
+        if value.shape[0] != x.shape[0]:
+            raise ValueError(f"{name} has {value.shape[0]} entries for {x.shape[0]} images; pass one per image")
+    if index is not None and index.unique().numel() != index.numel():
+        raise ValueError("index has repeated entries; each image needs its own dataset index "
+                         "(per-sample randomness is keyed by it)")
+
+
+def check_labels(y: torch.Tensor, num_classes: int, name: str = "y") -> None:
+    """Labels must be classes of the model's output: integers in [0, ``num_classes``)."""
+    low, high = int(y.min()), int(y.max())
+    if low < 0 or high >= num_classes:
+        bad = low if low < 0 else high
+        raise ValueError(f"{name} has label {bad} but the model outputs {num_classes} classes; "
+                         f"labels must be in [0, {num_classes})")
 
 
 def _predict(model: nn.Module, x: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,159 @@
+"""The honesty flags: each fires on a model built to trigger it, and none of those that accuse
+the model fires on plain and adversarially trained models under the suites the configs use."""
+
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+import yaml
+from jsonargparse import ArgumentParser
+from torch import nn
+
+from advlit.attacks import PGD
+from advlit.evaluation import AttackSuite, RobustnessEvaluation
+from advlit.evaluation.checks import (CHECKS, optimization_check, probability_check, randomness_check,
+                                      same_outputs)
+from advlit.models import MLP, DigitsCNN
+from tests.conftest import train_erm
+from tests.test_evaluation import Noisy
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+ACCUSING = ("unconstrained_attack_failure", "zero_or_nonfinite_gradients", "randomized_model",
+            "black_box_beats_white_box", "silent_success", "probability_outputs", "optimization_in_forward")
+
+
+class Softmaxed(nn.Module):
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return self.model(x).softmax(dim=1)
+
+
+class GradientInForward(nn.Module):
+    """A dynamic defense: one gradient step on its own input before classifying."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        with torch.enable_grad():
+            z = x.detach().requires_grad_(True)
+            (grad,) = torch.autograd.grad(self.model(z).logsumexp(dim=1).sum(), z)
+        return self.model((x + 0.01 * grad.sign()).clamp(0, 1))
+
+
+class CountsCalls(nn.Module):
+    """Changes a buffer at every forward pass, also in eval mode."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+        self.register_buffer("calls", torch.zeros(()))
+
+    def forward(self, x):
+        self.calls += 1
+        return self.model(x)
+
+
+class NaNForSome(nn.Module):
+    """Deterministic, with NaN logits on images whose first pixel is dark."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        logits = self.model(x)
+        return torch.where(x.flatten(1)[:, :1] < 0.05, torch.nan, logits)
+
+
+def test_model_probes_fire_on_models_built_to_trigger_them(trained_digits_cnn, digits):
+    _, _, x, y = digits
+    x = x[:16]
+    plain = trained_digits_cnn
+    assert probability_check(plain, x) is None and optimization_check(plain, x) is None
+    assert "probabilities" in probability_check(Softmaxed(plain), x)
+    assert "backward call" in optimization_check(GradientInForward(plain), x)
+    assert "buffer changed" in optimization_check(CountsCalls(plain), x)
+    nan_model = NaNForSome(plain)
+    assert torch.isnan(nan_model(x)).any() and randomness_check(nan_model, x) is None
+    assert randomness_check(Noisy(plain, 0.3), x) is not None
+    assert same_outputs(torch.tensor([1.0, torch.nan]), torch.tensor([1.0, torch.nan]))
+    assert not same_outputs(torch.tensor([1.0, torch.nan]), torch.tensor([torch.nan, 1.0]))
+
+
+def test_suite_reports_the_new_flags(trained_digits_cnn, digits):
+    _, _, x, y = digits
+    x, y = x[:32], y[:32]
+    suite = AttackSuite({"pgd": PGD(eps=0.1, steps=5)})
+    assert "probability_outputs" in suite.run(Softmaxed(trained_digits_cnn), x, y).flags
+    assert "optimization_in_forward" in suite.run(GradientInForward(trained_digits_cnn), x, y).flags
+    assert "randomized_model" not in suite.run(NaNForSome(trained_digits_cnn), x, y).flags
+
+
+def test_randomness_explains_its_consequences(trained_digits_cnn, digits):
+    _, _, x, y = digits
+    x, y = x[:48], y[:48]
+    result = AttackSuite({"pgd": PGD(eps=0.15, steps=10)}).run(Noisy(trained_digits_cnn, 0.3), x, y)
+    assert "randomized_model" in result.flags
+    assert not set(result.flags) & {"silent_success", "incomplete_optimization", "unconstrained_attack_failure"}
+
+
+@pytest.fixture(scope="module")
+def clean_models(digits, trained_digits_cnn):
+    """A plain CNN, a PGD-trained CNN and a plain MLP on the 8x8 digits."""
+    tx, ty, _, _ = digits
+    torch.manual_seed(0)
+    robust = DigitsCNN()
+    opt = torch.optim.Adam(robust.parameters(), lr=3e-3)
+    attack = PGD(eps=0.1, steps=5)
+    for _ in range(8):
+        for idx in torch.randperm(len(ty)).split(128):
+            x_adv = attack(robust, tx[idx], ty[idx])
+            robust.train()
+            opt.zero_grad()
+            F.cross_entropy(robust(x_adv), ty[idx]).backward()
+            opt.step()
+    torch.manual_seed(0)
+    mlp = train_erm(MLP(input_shape=(1, 8, 8), hidden_sizes=(64, 64)), tx, ty, epochs=20)
+    return {"cnn": trained_digits_cnn, "pgd_at_cnn": robust.eval(), "mlp": mlp}
+
+
+def config_suites() -> dict[str, AttackSuite]:
+    """Every RobustnessEvaluation the configs define, by file, plus mixed-norm suites in both
+    orders."""
+    parser = ArgumentParser()
+    parser.add_argument("--evaluation", type=RobustnessEvaluation)
+    pieces = {}
+    for path in sorted(CONFIGS.rglob("*.yaml")):
+        text = yaml.safe_load(path.read_text())
+        found = [text] if isinstance(text, dict) and text.get("class_path", "").endswith("RobustnessEvaluation") \
+            else [c for c in (text or {}).get("trainer", {}).get("callbacks+", []) + (text or {}).get(
+                "trainer", {}).get("callbacks", []) if isinstance(c, dict)
+                and c.get("class_path", "").endswith("RobustnessEvaluation")]
+        for i, piece in enumerate(found):
+            piece = dict(piece, init_args={**piece.get("init_args", {}), "log_examples": 0})
+            cfg = parser.parse_object({"evaluation": piece})
+            pieces[f"{path.relative_to(CONFIGS)}#{i}"] = parser.instantiate_classes(cfg).evaluation.suite
+    l2, linf = PGD(norm="l2", eps=1.0, steps=20), PGD(norm="linf", eps=0.1, steps=20)
+    pieces["mixed l2 then linf"] = AttackSuite({"pgd_l2": l2, "pgd_linf": linf})
+    pieces["mixed linf then l2"] = AttackSuite({"pgd_linf": linf, "pgd_l2": l2})
+    return pieces
+
+
+def test_no_accusing_flag_on_clean_models(clean_models, digits):
+    suites = config_suites()
+    assert len(suites) >= 10 and all(a in CHECKS for a in ACCUSING)
+    _, _, x, y = digits
+    x, y = x[:40], y[:40]
+    for model_name, model in clean_models.items():
+        for suite_name, suite in suites.items():
+            suite.batch_size = None
+            suite.progress = False
+            result = suite.run(model, x, y)
+            accused = set(result.flags) & set(ACCUSING)
+            assert not accused, (model_name, suite_name, {k: result.flags[k] for k in accused})
