@@ -15,6 +15,7 @@ import torch
 
 from advlit.attacks import DeepFool, HighConfidenceAttack
 from advlit.data import MNISTDataModule
+from advlit.data.root import data_root
 from advlit.defenses import AdversaryCritic
 from advlit.evaluation import min_norm_statistics
 from advlit.models import Critic, LeNet5
@@ -44,7 +45,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--samples", type=int, default=300)
-    parser.add_argument("--root", default="../shared/data")
+    parser.add_argument("--root", default=str(data_root()))
     parser.add_argument("--only", nargs="+", choices=list(SETTINGS), default=list(SETTINGS),
                         metavar="SETTING", help="rows to run, by label")
     args = parser.parse_args()

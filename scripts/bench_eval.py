@@ -25,11 +25,12 @@ from lightning.pytorch import Trainer, seed_everything
 from torch import nn
 
 from advlit.attacks import FGSM, PGD
-from advlit.attacks.peers import autoattack_robust
+from advlit.attacks.peers import autoattack_adversarial, autoattack_robust
 from advlit.data import MNISTDataModule
+from advlit.data.root import data_root
 from advlit.defenses import AdversarialTraining, RobustClassifier
 from advlit.evaluation import standard_suite
-from advlit.models import MLP, InputQuantization, LeNet5, Normalize, ScrambledGradient
+from advlit.models import MLP, InputQuantization, LeNet5, Normalize, NoisyInput, ScrambledGradient
 
 EPS = {"linf": {"erm": (0.05, 0.1), "robust": (0.2, 0.3)}, "l2": {"erm": (1.0, 1.5), "robust": (1.5, 2.0)},
        "l1": {"erm": (2.5, 5.0), "robust": (5.0, 10.0)}}
@@ -76,6 +77,7 @@ def zoo(root: str, cache: Path) -> dict[str, tuple[nn.Module, str]]:
         "bn_erm": (BatchNormCNN, lambda m: RobustClassifier(m), 1, ()),
         "mlp_erm": (MLP, lambda m: RobustClassifier(m), 2, ()),
         "mlp_pgd_at": (MLP, lambda m: AdversarialTraining(m, PGD(eps=0.1, steps=10)), 3, ()),
+        "noisy_lenet": (lambda: NoisyInput(10, LeNet5, sigma=0.3), lambda m: RobustClassifier(m), 2, ()),
     }
     nets = {}
     for name, (arch, defense, epochs, warmup) in recipes.items():
@@ -98,16 +100,28 @@ def zoo(root: str, cache: Path) -> dict[str, tuple[nn.Module, str]]:
         "fgsm_rs_bn": (nets["fgsm_rs_bn"], "robust"),
         "quantized_erm": (InputQuantization(nets["erm"]).eval(), "erm"),
         "scrambled_erm": (ScrambledGradient(nets["erm"], (1, 28, 28)).eval(), "erm"),
+        "noisy_lenet": (nets["noisy_lenet"], "erm"),  # randomized: only with --version rand
     }
+
+
+def deployed_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, passes: int) -> torch.Tensor:
+    """Per image, the fraction of ``passes`` single forward passes of a randomized model that
+    classify it correctly (seeded: the same in every run)."""
+    with torch.no_grad(), torch.random.fork_rng():
+        torch.manual_seed(0)
+        return torch.stack([(model(x).argmax(1) == y).float() for _ in range(passes)]).mean(0)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--root", default="../shared/data")
+    parser.add_argument("--root", default=str(data_root()))
     parser.add_argument("--zoo", default="logs/bench_zoo")
     parser.add_argument("--samples", type=int, default=1000)
     parser.add_argument("--models", nargs="*", default=None)
     parser.add_argument("--norm", choices=tuple(EPS), default="linf")
+    parser.add_argument("--version", choices=("standard", "rand"), default="standard",
+                        help="rand: the randomized model (noisy_lenet), advlit's and AutoAttack's rand suites, "
+                             "both judged by the deployed model's expected accuracy over 20 single passes")
     parser.add_argument("--eps", type=float, nargs="*", default=None,
                         help="only these of each model's two budgets (EPS)")
     parser.add_argument("--batch-size", type=int, default=250,
@@ -133,18 +147,28 @@ def main() -> None:
     print(f"{'model':<14}{'eps':>5}{'clean':>7} | {'advlit':>7}{'time s':>8}{'grads':>6} |"
           f" {'AA':>7}{'time s':>8} | {'only advlit':>11}{'only AA':>8}{'time x':>7}")
     for name, (model, kind) in models.items():
-        if args.models and name not in args.models:
+        if (args.models and name not in args.models) or ((name == "noisy_lenet") != (args.version == "rand")):
             continue
         for eps in EPS[args.norm][kind]:
             if args.eps and eps not in args.eps:
                 continue
             start = time.perf_counter()
-            result = standard_suite(norm=args.norm, eps=eps, batch_size=args.batch_size).run(model, x, y)
+            suite = standard_suite(norm=args.norm, eps=eps, version=args.version, batch_size=args.batch_size)
+            result = suite.run(model, x, y)
             ours_time = time.perf_counter() - start
             grads = sum(result.backward.values()) / len(y)
             line = (f"{name:<14}{eps:>5g}{result.clean_accuracy:>7.3f} | {result.robust_accuracy:>7.3f}"
                     f"{ours_time:>8.1f}{grads:>6.0f} |")
-            if not args.no_reference:
+            if not args.no_reference and args.version == "rand":
+                start = time.perf_counter()
+                x_adv = autoattack_adversarial(model, x, y, norm=args.norm, eps=eps, version="rand",
+                                               batch_size=args.batch_size)
+                aa_time = time.perf_counter() - start
+                aa_deployed = deployed_accuracy(model, x_adv, y, passes=20)
+                line += (f" {aa_deployed.mean().item():>7.3f}{aa_time:>8.1f} | deployed (20 passes), clean "
+                         f"{result.clean_accuracy:.3f}, averaged classifier {result.averaged_robust_accuracy:.3f}"
+                         f"{ours_time / aa_time:>7.2f}")
+            elif not args.no_reference:
                 start = time.perf_counter()
                 aa = autoattack_robust(model, x, y, norm=args.norm, eps=eps, batch_size=args.batch_size)
                 aa_time = time.perf_counter() - start

@@ -3,7 +3,7 @@ MNISTDataModule, Trainer) relative to a minimal plain-torch PGD-AT loop with the
 batch size, attack steps and data.
 
     python scripts/bench_training.py [--model cwcnn|lenet] [--batches 30] [--steps 10]
-        [--data ../shared/data]
+        [--data DIR]
 
 Target (issue #2): ratio <= 1.10. Each side runs a warm-up epoch first; epochs are timed
 from the first to the last training batch.
@@ -21,6 +21,7 @@ from lightning.pytorch import Callback, Trainer
 
 from advlit.attacks import PGD
 from advlit.data import MNISTDataModule
+from advlit.data.root import data_root
 from advlit.defenses import AdversarialTraining
 from advlit.models import CWCNN, LeNet5
 
@@ -63,7 +64,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--batches", type=int, default=30)
     parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--data", default="../shared/data")
+    parser.add_argument("--data", default=str(data_root()))
     args = parser.parse_args()
     eps = 0.3
 

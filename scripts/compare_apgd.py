@@ -17,6 +17,7 @@ import torch
 from advlit.attacks import APGD, PGD
 from advlit.attacks.peers import AUTOATTACK_NORMS
 from advlit.data import MNISTDataModule
+from advlit.data.root import data_root
 
 
 def robust(model, x_adv, y) -> float:
@@ -31,7 +32,7 @@ def main() -> None:
     parser.add_argument("--norm", choices=("linf", "l2", "l1"), default="l1")
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--samples", type=int, default=200)
-    parser.add_argument("--root", default="../shared/data")
+    parser.add_argument("--root", default=str(data_root()))
     args = parser.parse_args()
     from pyautoattack.autopgd_base import APGDAttack
 

@@ -30,6 +30,7 @@ import torch
 
 from advlit.attacks import DDN, FABT, FMN, PDGD, PDPGD, FoolboxMinNorm, TorchattacksMinNorm
 from advlit.data import MNISTDataModule
+from advlit.data.root import data_root
 from advlit.evaluation import AttackSuite
 from advlit.models import Pretrained
 
@@ -115,7 +116,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", required=True,
                         help="TorchScript files ([0, 1] images to logits)")
-    parser.add_argument("--root", default="../shared/data")
+    parser.add_argument("--root", default=str(data_root()))
     parser.add_argument("--samples", type=int, default=1000)
     parser.add_argument("--budgets", type=int, nargs="+", default=[100, 200, 1000])
     parser.add_argument("--norms", nargs="+", default=["linf", "l2", "l1"], choices=tuple(FOOLBOX_FMN))

@@ -20,6 +20,7 @@ from lightning.pytorch import Callback
 
 from advlit.attacks.peers import autoattack_robust
 from advlit.cli import build_cli
+from advlit.data.root import data_root
 from advlit.evaluation import standard_suite
 
 TARGETS = (0.885, 0.928)
@@ -57,7 +58,7 @@ def fit(config: str, args, clock: EpochClock, *overrides: str):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--root", default="../shared/data")
+    parser.add_argument("--root", default=str(data_root()))
     parser.add_argument("--smoke", action="store_true", help="a few batches of everything (CPU, < 2 min)")
     parser.add_argument("--accelerator", default="auto")
     parser.add_argument("--eval-images", type=int, default=1000)

@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 
 from advlit.cli import build_cli
+from advlit.data.root import data_root
 
 
 def main() -> None:
@@ -21,7 +22,7 @@ def main() -> None:
     parser.add_argument("--config", default="configs/cifar10/resnet20_pgd_linf.yaml")
     parser.add_argument("--eps", type=float, nargs="+", default=[0.0, 0.01, 0.02, 0.03, 0.04])
     parser.add_argument("--metric", default="test/robust_acc/pgd20/eps=0.03")
-    parser.add_argument("--data-root", default="data")
+    parser.add_argument("--data-root", default=str(data_root()))
     parser.add_argument("--out", default="runs/eps_sweep")
     parser.add_argument("overrides", nargs="*", help="extra CLI arguments, e.g. --trainer.max_epochs=5")
     args = parser.parse_args()

@@ -19,6 +19,7 @@ import torch
 
 from advlit.attacks import PGD
 from advlit.cli import build_cli
+from advlit.data.root import data_root
 from advlit.runs import SeedTable
 
 SETTINGS = {
@@ -38,7 +39,7 @@ ERROR_READING, REJECT_READING = "11th = error, Linf ", "11th = reject, Linf "
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--data-root", default="../shared/data")
+    parser.add_argument("--data-root", default=str(data_root()))
     parser.add_argument("--train-size", type=int, default=5000, help="training images (seeded subset)")
     parser.add_argument("--fraction", type=float, default=0.2, help="fraction of labels flipped")
     parser.add_argument("--model", default="LeNet5", help="an advlit.models class, e.g. CWCNN")

@@ -16,6 +16,7 @@ import torch
 from advlit.attacks import FlipSteps
 from advlit.checkpoints import latest_checkpoint
 from advlit.cli import build_cli
+from advlit.data.root import data_root
 from advlit.models import LeNet5
 from advlit.runs import SeedTable
 
@@ -37,7 +38,7 @@ def flip_steps(data_root: str) -> torch.Tensor:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--data-root", default="../shared/data")
+    parser.add_argument("--data-root", default=str(data_root()))
     args = parser.parse_args()
     if not latest_checkpoint(CHECKPOINTS).is_file():
         build_cli(["fit", "--config", CLEAN, *QUIET, f"--data.init_args.root={args.data_root}"])

@@ -20,6 +20,7 @@ import torch
 
 from advlit.attacks.peers import autoattack_robust
 from advlit.cli import build_cli
+from advlit.data.root import data_root
 from advlit.evaluation import SuiteResult, standard_suite
 
 
@@ -56,7 +57,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="configs/mnist/speedrun.yaml")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--root", default="../shared/data")
+    parser.add_argument("--root", default=str(data_root()))
     parser.add_argument("--samples", type=int, default=10000, help="test images for the standard suite")
     parser.add_argument("--reference", type=int, default=1000, help="images for AutoAttack (0: skip)")
     parser.add_argument("--batch-size", type=int, default=1000)

@@ -10,6 +10,7 @@ os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+os.environ.setdefault("ADVLIT_DATA", str(SHARED_DATA))  # the configs' default data root, in tests and CI
 
 
 @pytest.fixture(scope="session")

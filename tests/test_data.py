@@ -1,5 +1,6 @@
 import gzip
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -145,3 +146,16 @@ def test_class_subset_relabels_and_sets_num_classes():
     assert (dm.test_set.labels == 0).sum().item() == sevens
     with pytest.raises(ValueError, match="at least 2 distinct labels"):
         DigitsDataModule(classes=[3, 3])
+
+
+def test_the_data_root_is_the_argument_else_the_environment_else_data(monkeypatch, tmp_path):
+    from advlit.data.root import DATA_ENV, data_root
+
+    monkeypatch.delenv(DATA_ENV, raising=False)
+    assert data_root() == Path("data") and MNISTDataModule().root == Path("data")
+    monkeypatch.setenv(DATA_ENV, str(tmp_path))
+    assert MNISTDataModule().root == tmp_path
+    assert MNISTDataModule(root="elsewhere").root == Path("elsewhere")
+    with pytest.raises(FileNotFoundError, match="python -m advlit.data.download mnist") as err:
+        MNISTDataModule().load()
+    assert "train-images-idx3-ubyte" in str(err.value) and "\n" not in str(err.value)

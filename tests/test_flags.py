@@ -12,8 +12,13 @@ from torch import nn
 
 from advlit.attacks import PGD
 from advlit.evaluation import AttackSuite, RobustnessEvaluation
-from advlit.evaluation.checks import (CHECKS, optimization_check, probability_check, randomness_check,
-                                      same_outputs)
+from advlit.evaluation.checks import (
+    CHECKS,
+    optimization_check,
+    probability_check,
+    randomness_check,
+    same_outputs,
+)
 from advlit.models import MLP, DigitsCNN
 from tests.conftest import train_erm
 from tests.test_evaluation import Noisy
@@ -157,3 +162,30 @@ def test_no_accusing_flag_on_clean_models(clean_models, digits):
             result = suite.run(model, x, y)
             accused = set(result.flags) & set(ACCUSING)
             assert not accused, (model_name, suite_name, {k: result.flags[k] for k in accused})
+
+
+def test_a_randomized_model_is_judged_as_deployed(trained_digits_cnn, digits):
+    """The rand suite attacks through EOT but reports the deployed model: its expected accuracy
+    over single passes, the same in two runs, never above the clean figure."""
+    from advlit.evaluation import standard_suite
+
+    _, _, x, y = digits
+    x, y = x[:48], y[:48]
+    noisy = Noisy(trained_digits_cnn, 0.3)
+    suite = standard_suite(norm="linf", eps=0.15, version="rand")
+    suite.attacks = {n: a.replace(steps=10) for n, a in suite.attacks.items()}
+    first, second = suite.run(noisy, x, y), suite.run(noisy, x, y)
+    assert first.robust_accuracy == second.robust_accuracy and first.clean_accuracy == second.clean_accuracy
+    single = torch.stack([(noisy(x).argmax(1) == y).float() for _ in range(50)]).mean()
+    assert abs(first.clean_accuracy - single.item()) < 0.05
+    assert (first.deployed_robust <= first.deployed_clean).all()
+    assert first.clean_accuracy < first.averaged_clean_accuracy + 1e-9
+    low, high = first.deployed_interval()
+    assert low <= first.robust_accuracy <= high
+    assert "deployed model" in first.table()
+
+
+def test_every_flag_has_a_section_in_the_guide():
+    guide = (Path(__file__).resolve().parents[1] / "docs" / "flags.md").read_text()
+    sections = {line[3:].strip() for line in guide.splitlines() if line.startswith("## ")}
+    assert sections == set(CHECKS)

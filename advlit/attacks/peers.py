@@ -88,9 +88,9 @@ class FoolboxMinNorm(_PeerMinNorm):
 AUTOATTACK_NORMS = {"linf": "Linf", "l2": "L2", "l1": "L1"}  # advlit's norm names -> AutoAttack's
 
 
-def autoattack_robust(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, norm: str = "linf",
-                      eps: float, version: str = "standard", batch_size: int = 500) -> torch.Tensor:
-    """Per-sample robustness under the AutoAttack reference (Croce & Hein 2020,
+def autoattack_adversarial(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, norm: str = "linf",
+                           eps: float, version: str = "standard", batch_size: int = 500) -> torch.Tensor:
+    """The adversarial examples of the AutoAttack reference (Croce & Hein 2020,
     ``pip install --no-deps pyautoattack``), run on ``x``'s device; the model is put in eval mode."""
     try:
         from pyautoattack import AutoAttack
@@ -101,5 +101,12 @@ def autoattack_robust(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, nor
     model.eval()
     reference = AutoAttack(model, norm=AUTOATTACK_NORMS[norm], eps=eps, version=version, device=x.device, seed=0)
     x_adv, _ = reference.run_standard_evaluation(x, y, batch_size=batch_size)
+    return x_adv
+
+
+def autoattack_robust(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, norm: str = "linf",
+                      eps: float, version: str = "standard", batch_size: int = 500) -> torch.Tensor:
+    """Per-sample robustness under the AutoAttack reference (:func:`autoattack_adversarial`)."""
+    x_adv = autoattack_adversarial(model, x, y, norm=norm, eps=eps, version=version, batch_size=batch_size)
     with torch.no_grad():
         return torch.cat([model(part).argmax(1) for part in x_adv.split(batch_size)]) == y

@@ -7,7 +7,6 @@ device (``on_after_batch_transfer``), where training batches are also augmented.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Literal
 
 import torch
@@ -16,6 +15,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from advlit.data.formats import find_file, read_cifar_batches, read_idx
 from advlit.data.loading import TensorImageDataset, UnpaddedDistributedSampler, keep_batch, random_crop_flip
+from advlit.data.root import data_root
 
 
 class MissingDataError(FileNotFoundError):
@@ -34,7 +34,7 @@ class ImageDataModule(LightningDataModule):
     num_classes: int = 10
     input_shape: tuple[int, int, int] = (1, 28, 28)
 
-    def __init__(self, root: str = "data", batch_size: int = 128,
+    def __init__(self, root: str | None = None, batch_size: int = 128,
                  eval_batch_size: int | None = None, val_size: int = 0, seed: int = 0,
                  download: bool = False, num_workers: int = 0,
                  classes: list[int] | None = None, train_size: int | None = None) -> None:
@@ -47,7 +47,7 @@ class ImageDataModule(LightningDataModule):
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if val_size < 0:
             raise ValueError(f"val_size must be >= 0, got {val_size}")
-        self.root = Path(root).expanduser()
+        self.root = data_root(root)
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size
         self.val_size = val_size
@@ -171,7 +171,7 @@ class _IdxDataModule(ImageDataModule):
     files = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
              "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 
-    def __init__(self, root: str = "data", batch_size: int = 128,
+    def __init__(self, root: str | None = None, batch_size: int = 128,
                  eval_batch_size: int | None = None, val_size: int = 10000, seed: int = 0,
                  download: bool = False, num_workers: int = 0,
                  classes: list[int] | None = None, train_size: int | None = None) -> None:
@@ -188,8 +188,9 @@ class _IdxDataModule(ImageDataModule):
         if missing:
             raise MissingDataError(
                 f"{type(self).__name__}: {', '.join(missing)} (or .gz) not found in "
-                f"{raw.resolve()}. Put the four idx files from {self.source} there, or pass "
-                f"download=True with network access and pip install 'advlit[vision]'.")
+                f"{raw.resolve()}. Put the four idx files from {self.source} there, or fetch them "
+                f"with network access: python -m advlit.data.download {self.folder.lower()} "
+                f"--root {self.root} (needs pip install 'advlit[vision]').")
         train_x, train_y, test_x, test_y = (read_idx(p) for p in paths)
         return train_x, train_y, test_x, test_y
 
@@ -211,7 +212,7 @@ class CIFAR10DataModule(ImageDataModule):
 
     input_shape = (3, 32, 32)
 
-    def __init__(self, root: str = "data", batch_size: int = 128,
+    def __init__(self, root: str | None = None, batch_size: int = 128,
                  eval_batch_size: int | None = None, val_size: int = 5000, seed: int = 0,
                  download: bool = False, num_workers: int = 0, augment_padding: int = 4,
                  augment_flip: bool = True, classes: list[int] | None = None,
@@ -232,8 +233,8 @@ class CIFAR10DataModule(ImageDataModule):
             raise MissingDataError(
                 f"CIFAR10DataModule: {', '.join(missing)} not found in {folder.resolve()}. "
                 "Extract cifar-10-python.tar.gz from https://www.cs.toronto.edu/~kriz/cifar.html "
-                f"into {self.root.resolve()}, or pass download=True with network access and "
-                "pip install 'advlit[vision]'.")
+                f"into {self.root.resolve()}, or fetch it with network access: python -m "
+                f"advlit.data.download cifar10 --root {self.root} (needs pip install 'advlit[vision]').")
         train_x, train_y = read_cifar_batches([folder / n for n in names[:5]])
         test_x, test_y = read_cifar_batches([folder / names[5]])
         return train_x, train_y, test_x, test_y

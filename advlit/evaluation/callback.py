@@ -15,8 +15,14 @@ from torch.utils.data import DistributedSampler, RandomSampler
 from torchmetrics import MeanMetric, SumMetric
 
 from advlit.attacks import Attack, MinNormAttack
-from advlit.evaluation.checks import (CHECKS, FLAGS_GUIDE, INDICATORS, curve_checks, explain_by_randomness,
-                                      indicator_flags)
+from advlit.evaluation.checks import (
+    CHECKS,
+    FLAGS_GUIDE,
+    INDICATORS,
+    curve_checks,
+    explain_by_randomness,
+    indicator_flags,
+)
 from advlit.evaluation.media import log_wandb_media
 from advlit.evaluation.metrics import RadiusStatistics
 from advlit.evaluation.standard import standard_suite
@@ -294,6 +300,11 @@ class RobustnessEvaluation(Callback):
             console.print(table)
         if self.suite.cascade:
             console.print("cascade: each row is robust against that attack and every one above it")
+        if f"deployed/robust_acc{self.tag}" in results:
+            console.print(f"randomized model: the tables show the EOT-averaged classifier the attacks used; the "
+                          f"deployed model ({self.suite.eot_samples} single passes per image) has expected clean "
+                          f"accuracy {results[f'deployed/clean_acc{self.tag}']:.4f} and robust accuracy "
+                          f"{results[f'deployed/robust_acc{self.tag}']:.4f}")
         for message in self.flags.values():
             console.print(f"[yellow]sanity check:[/yellow] {message}")
         if self.flags:

@@ -65,6 +65,15 @@ class SuiteResult:
     ``silent[name][eps]``: the attack's path crossed the boundary but its result did not.
     Costs per attack: ``forward``/``backward`` image passes, ``seconds``. ``flags``: named
     messages from the honesty checks (:mod:`advlit.evaluation.checks`).
+
+    Randomized models (a suite with ``eot_samples`` > 1): the attacks and ``correct``/``broken``
+    use the EOT-averaged classifier, a smoother classifier than the one deployed.
+    ``deployed_clean`` and ``deployed_robust`` judge the clean points and the suite's adversarial
+    examples with the deployed model instead: per sample, the fraction of ``deployed_passes``
+    single forward passes that classify it correctly (robust: at the worst of the clean point and
+    every attack's example at :attr:`main`). Their means are :attr:`clean_accuracy` and
+    :attr:`robust_accuracy`, the headline; the averaged classifier's figures are
+    :attr:`averaged_clean_accuracy` and :attr:`averaged_robust_accuracy`.
     """
 
     norms: dict[str, str]
@@ -82,6 +91,9 @@ class SuiteResult:
     seconds: dict[str, float] = field(default_factory=dict)
     flags: dict[str, str] = field(default_factory=dict)
     gradient_free: set[str] = field(default_factory=set)
+    deployed_clean: torch.Tensor | None = None
+    deployed_robust: torch.Tensor | None = None
+    deployed_passes: int = 0
 
     # -- per-sample robustness --------------------------------------------------------
     def worst(self, norm: str, eps: float) -> torch.Tensor:
@@ -118,12 +130,34 @@ class SuiteResult:
         return self.worst(*self.main)
 
     @property
-    def robust_accuracy(self) -> float:
+    def averaged_robust_accuracy(self) -> float:
+        """Share of :attr:`robust` points: of the EOT-averaged classifier on a randomized model."""
         return self.robust.float().mean().item()
 
     @property
-    def clean_accuracy(self) -> float:
+    def averaged_clean_accuracy(self) -> float:
         return self.correct.float().mean().item()
+
+    @property
+    def robust_accuracy(self) -> float:
+        """The deployed model's expected robust accuracy on a randomized model, else the share of
+        :attr:`robust` points."""
+        if self.deployed_robust is not None:
+            return self.deployed_robust.double().mean().item()
+        return self.averaged_robust_accuracy
+
+    @property
+    def clean_accuracy(self) -> float:
+        if self.deployed_clean is not None:
+            return self.deployed_clean.double().mean().item()
+        return self.averaged_clean_accuracy
+
+    def deployed_interval(self, z: float = 1.96) -> tuple[float, float]:
+        """A normal-approximation confidence interval (95% by default) for the deployed model's
+        expected robust accuracy, over images and passes: mean +- z * std / sqrt(N)."""
+        values = self.deployed_robust.double()
+        half = z * values.std().item() / max(1, values.numel()) ** 0.5 if values.numel() > 1 else 0.0
+        return max(0.0, values.mean().item() - half), min(1.0, values.mean().item() + half)
 
     # -- summaries ----------------------------------------------------------------------
     def per_sample(self, prefix: str = "", tag: str = "") -> dict[str, torch.Tensor]:
@@ -138,6 +172,9 @@ class SuiteResult:
         for norm in dict.fromkeys(self.norms[n] for n in self.order):
             for eps in sorted({e for n in self.order if self.norms[n] == norm for e in self.grids[n]}):
                 out[f"{prefix}robust_acc/worst_{norm}{tag}/eps={eps:g}"] = self.worst(norm, eps).float()
+        if self.deployed_robust is not None:
+            out[f"{prefix}deployed/clean_acc{tag}"] = self.deployed_clean.float()
+            out[f"{prefix}deployed/robust_acc{tag}"] = self.deployed_robust.float()
         out[f"{prefix}indicator/nonfinite_logits"] = self.nonfinite.float()
         out[f"{prefix}indicator/silent_success"] = self._any(self.silent).float()
         out[f"{prefix}indicator/black_box_beats_white_box"] = self._black_box_wins().float()
@@ -205,7 +242,10 @@ class SuiteResult:
                   {k: sum(r.forward.get(k, 0) for r in results) for k in first.order},
                   {k: sum(r.backward.get(k, 0) for r in results) for k in first.order},
                   {k: sum(r.seconds.get(k, 0.0) for r in results) for k in first.order},
-                  gradient_free=first.gradient_free)
+                  gradient_free=first.gradient_free, deployed_passes=first.deployed_passes)
+        if first.deployed_robust is not None:
+            out.deployed_clean = torch.cat([r.deployed_clean for r in results])
+            out.deployed_robust = torch.cat([r.deployed_robust for r in results])
         for r in results:
             out.flags.update(r.flags)
         out.flags.update(_checks.indicator_flags(out.metrics()))
@@ -214,7 +254,13 @@ class SuiteResult:
 
     def table(self) -> str:
         """A plain-text summary (80 columns): robust accuracy per attack and eps, costs, flags."""
-        lines = [f"clean accuracy {self.clean_accuracy:.4f} on {self.correct.shape[0]} images"]
+        lines = [f"clean accuracy {self.averaged_clean_accuracy:.4f} on {self.correct.shape[0]} images"]
+        if self.deployed_robust is not None:
+            low, high = self.deployed_interval()
+            lines = [f"deployed model ({self.deployed_passes} single passes per image): clean accuracy "
+                     f"{self.clean_accuracy:.4f}, robust accuracy {self.robust_accuracy:.4f} "
+                     f"(95% interval {low:.4f}-{high:.4f}) on {self.correct.shape[0]} images",
+                     f"below: the EOT-averaged classifier the attacks used (clean {self.averaged_clean_accuracy:.4f})"]
         for norm in dict.fromkeys(self.norms[n] for n in self.order):
             names = [n for n in self.order if self.norms[n] == norm]
             grid = sorted({e for n in names for e in self.grids[n]})
@@ -310,6 +356,8 @@ class AttackSuite:
         attacks = ({n: a.replace(targeted=True) for n, a in self.attacks.items()} if target is not None
                    else self.attacks)
         with torch.random.fork_rng(devices=[x.device] if x.device.type == "cuda" else []):
+            # a randomized model's own noise: seeded per batch, so two runs give the same numbers
+            torch.manual_seed(self.seed * 1_000_003 + int(index[0]))
             logits = _predict(base, x)
             check_labels(y if target is None else torch.cat([y, goal[:1]]), logits.shape[1],
                          "y" if target is None else "y or target")
@@ -319,6 +367,12 @@ class AttackSuite:
                                  {n: self.grid(n) for n in attacks}, list(attacks), self.cascade,
                                  correct, nonfinite, gradient_free={
                                      n for n, a in attacks.items() if getattr(a, "gradient_free", False)})
+            deployed = self.eot_samples > 1 and target is None and any(result.grids.values())
+            if deployed:
+                main = result.main
+                result.deployed_passes = self.eot_samples
+                result.deployed_clean = _deployed_accuracy(model, x, y, self.eot_samples)
+                result.deployed_robust = result.deployed_clean.clone()
             bar = _progress(len(attacks), self.progress)
             probe = None  # points the last gradient attack left standing
             for name, attack in attacks.items():
@@ -354,6 +408,9 @@ class AttackSuite:
                             broke, bad = self._broken(base, x_adv, y[idx], goal[idx], target is not None)
                             result.nonfinite[idx] |= bad
                             broken[idx] = broke
+                            if deployed and (attack.norm, eps) == main:
+                                judged = _deployed_accuracy(model, x_adv, y[idx], self.eot_samples)
+                                result.deployed_robust[idx] = torch.minimum(result.deployed_robust[idx], judged)
                             keep = ~broke
                             if at_eps.stays_in_ball:  # else its path leaves the ball
                                 silent[idx] = counted.path & keep
@@ -414,6 +471,14 @@ def check_labels(y: torch.Tensor, num_classes: int, name: str = "y") -> None:
         bad = low if low < 0 else high
         raise ValueError(f"{name} has label {bad} but the model outputs {num_classes} classes; "
                          f"labels must be in [0, {num_classes})")
+
+
+def _deployed_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, passes: int) -> torch.Tensor:
+    """Per sample, the fraction of ``passes`` single forward passes of a randomized model that
+    classify it as ``y`` (one batched pass of ``passes`` copies)."""
+    logits = _predict(model, x.repeat(passes, *([1] * (x.dim() - 1))))
+    hits = (logits.argmax(dim=1) == y.repeat(passes)) & logits.isfinite().all(dim=1)
+    return hits.view(passes, x.shape[0]).to(x.dtype).mean(dim=0)
 
 
 def _predict(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
