@@ -1,6 +1,6 @@
 """Attack base classes and the guard that leaves the attacked model exactly as it was.
 
-Contract (DESIGN.md): ``attack(model, x, y) -> x_adv`` with the shape, dtype and device of
+Contract (docs/design.md): ``attack(model, x, y) -> x_adv`` with the shape, dtype and device of
 ``x``; images live in [0, 1]; ``targeted=True`` makes ``y`` the target class. The model's
 training flags, parameters, ``.grad`` and BatchNorm running statistics are unchanged
 afterwards, and the model runs in eval mode unless ``model_mode="train"``.

@@ -1,5 +1,5 @@
 """Per-channel mean/std normalization as the first layer of a model, so that data and
-attacks stay in [0, 1] pixel space (DESIGN.md)."""
+attacks stay in [0, 1] pixel space (docs/design.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The attack contract (DESIGN.md), checked for every public attack in ``advlit.attacks``:
+"""The attack contract (docs/design.md), checked for every public attack in ``advlit.attacks``:
 shape, dtype and device of x; images stay in [0, 1]; fixed-budget attacks stay in their ball,
 min-norm attacks return x or an adversarial point; the model's flags, weights, BatchNorm
 statistics and ``.grad`` come back unchanged; attacks work under inference mode; keyed by
