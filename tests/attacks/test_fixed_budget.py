@@ -108,3 +108,28 @@ def test_l1_pgd_stays_in_ball_and_is_sparse(trained_digits_cnn, digits):
 def test_attacks_reject_inputs_that_are_not_float_images_in_the_unit_box(trained_digits_cnn, bad, message):
     with pytest.raises(ValueError, match=message):
         PGD(eps=0.1, steps=1)(trained_digits_cnn, bad, torch.zeros(2, dtype=torch.long))
+
+
+def test_focused_restarts_retry_only_the_points_that_came_close(trained_digits_cnn, digits):
+    """retry_above=+inf is one run, -inf every restart on every point; in between, retries
+    only cost on points whose best targeted DLR reached the threshold."""
+    import math
+
+    from advlit.attacks import APGDT
+    from advlit.evaluation import AttackSuite
+
+    _, _, x, y = digits
+    x, y = x[:64], y[:64]
+    index = torch.arange(64)
+
+    def run(**options):
+        attack = APGDT(eps=0.1, steps=10, target_classes=2, **options)
+        return AttackSuite({"t": attack}, checks=False).run(trained_digits_cnn, x, y, index=index)
+
+    once, never = run(restarts=1), run(restarts=3, retry_above=math.inf)
+    assert torch.equal(once.broken["t"][0.1], never.broken["t"][0.1]) and once.backward == never.backward
+    always, every = run(restarts=3), run(restarts=3, retry_above=-math.inf)
+    assert torch.equal(always.broken["t"][0.1], every.broken["t"][0.1])
+    focused = run(restarts=3, retry_above=-0.1)
+    assert never.backward["t"] < focused.backward["t"] < always.backward["t"]
+    assert (focused.broken["t"][0.1] >= never.broken["t"][0.1]).all()
