@@ -278,7 +278,8 @@ class AdvlitCLI(LightningCLI):
 
 
 def _describe(class_path, init_args) -> str:
-    args = ", ".join(f"{k}={v}" for k, v in sorted((init_args or {}).items()) if k != "num_classes" and v is not None)
+    args = ", ".join(f"{k}={v}" for k, v in sorted((init_args or {}).items())
+                     if k != "num_classes" and v is not None)
     return f"{class_path}({args})"
 
 
@@ -299,7 +300,8 @@ def check_same_model(stored: dict, model, ckpt) -> None:
         raise CheckpointError(
             f"checkpoint {str(ckpt)!r} was trained as {stored['_class_path']} of "
             f"{_describe(theirs_net.get('class_path'), theirs_args)}, but the config runs "
-            f"{model.get('class_path')} of {_describe(ours_net.get('class_path'), ours_args)}; use the config "
+            f"{model.get('class_path')} of {_describe(ours_net.get('class_path'), ours_args)}; use the "
+            f"config "
             f"it was trained with (config.yaml beside the checkpoint)")
 
 
@@ -307,7 +309,8 @@ def build_cli(args=None, run: bool = True) -> AdvlitCLI:
     """Parse ``args`` (default: sys.argv) and run the subcommand; returns the CLI object."""
     return AdvlitCLI(RobustClassifier, LightningDataModule, subclass_mode_model=True,
                      subclass_mode_data=True, save_config_callback=LoggedSaveConfigCallback,
-                     seed_everything_default=0, args=args, run=run, parser_kwargs={"description": DESCRIPTION})
+                     seed_everything_default=0, args=args, run=run,
+                     parser_kwargs={"description": DESCRIPTION})
 
 
 def main() -> None:

@@ -31,8 +31,8 @@ def accepted_arguments(class_path: str) -> list[str]:
         if init is None:
             continue
         params = inspect.signature(init).parameters.values()
-        names += [p.name for p in params if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
-                  and p.name not in names]
+        names += [p.name for p in params if p.name != "self" and p.name not in names
+                  and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
         if not any(p.kind == p.VAR_KEYWORD for p in params):
             break
     return names

@@ -60,6 +60,7 @@ def write_fake_cifar(root: Path) -> None:
 def test_cifar10_config_trains_and_tests_on_tiny_files(config, tmp_path, monkeypatch):
     write_fake_cifar(tmp_path / "data")
     monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("ADVLIT_DATA")  # the default root, ./data
     small = ["--data.init_args.batch_size=4", "--data.init_args.eval_batch_size=4",
              "--data.init_args.val_size=4"]
     cli = build_cli(["fit", "--config", str(config), *SMOKE, *small])

@@ -105,7 +105,8 @@ def test_randomness_explains_its_consequences(trained_digits_cnn, digits):
     x, y = x[:48], y[:48]
     result = AttackSuite({"pgd": PGD(eps=0.15, steps=10)}).run(Noisy(trained_digits_cnn, 0.3), x, y)
     assert "randomized_model" in result.flags
-    assert not set(result.flags) & {"silent_success", "incomplete_optimization", "unconstrained_attack_failure"}
+    explained = {"silent_success", "incomplete_optimization", "unconstrained_attack_failure"}
+    assert not set(result.flags) & explained
 
 
 @pytest.fixture(scope="module")
@@ -128,6 +129,17 @@ def clean_models(digits, trained_digits_cnn):
     return {"cnn": trained_digits_cnn, "pgd_at_cnn": robust.eval(), "mlp": mlp}
 
 
+def evaluation_pieces(text) -> list[dict]:
+    """The RobustnessEvaluation entries of one parsed config file."""
+    def is_evaluation(entry) -> bool:
+        return isinstance(entry, dict) and entry.get("class_path", "").endswith("RobustnessEvaluation")
+
+    if is_evaluation(text):
+        return [text]
+    trainer = (text or {}).get("trainer") or {}
+    return [c for c in (trainer.get("callbacks+") or []) + (trainer.get("callbacks") or []) if is_evaluation(c)]
+
+
 def config_suites() -> dict[str, AttackSuite]:
     """Every RobustnessEvaluation the configs define, by file, plus mixed-norm suites in both
     orders."""
@@ -135,12 +147,7 @@ def config_suites() -> dict[str, AttackSuite]:
     parser.add_argument("--evaluation", type=RobustnessEvaluation)
     pieces = {}
     for path in sorted(CONFIGS.rglob("*.yaml")):
-        text = yaml.safe_load(path.read_text())
-        found = [text] if isinstance(text, dict) and text.get("class_path", "").endswith("RobustnessEvaluation") \
-            else [c for c in (text or {}).get("trainer", {}).get("callbacks+", []) + (text or {}).get(
-                "trainer", {}).get("callbacks", []) if isinstance(c, dict)
-                and c.get("class_path", "").endswith("RobustnessEvaluation")]
-        for i, piece in enumerate(found):
+        for i, piece in enumerate(evaluation_pieces(yaml.safe_load(path.read_text()))):
             piece = dict(piece, init_args={**piece.get("init_args", {}), "log_examples": 0})
             cfg = parser.parse_object({"evaluation": piece})
             pieces[f"{path.relative_to(CONFIGS)}#{i}"] = parser.instantiate_classes(cfg).evaluation.suite
@@ -189,3 +196,31 @@ def test_every_flag_has_a_section_in_the_guide():
     guide = (Path(__file__).resolve().parents[1] / "docs" / "flags.md").read_text()
     sections = {line[3:].strip() for line in guide.splitlines() if line.startswith("## ")}
     assert sections == set(CHECKS)
+
+
+class Forgetful(PGD):
+    """Runs PGD, then returns the clean point: it loses every success it had."""
+
+    def perturb(self, model, x, y, rng):
+        super().perturb(model, x, y, rng)
+        return x.clone()
+
+
+def test_attack_failure_indicators_fire(trained_digits_cnn, digits):
+    _, _, x, y = digits
+    x, y = x[:48], y[:48]
+    short = AttackSuite({"pgd1": PGD(eps=0.2, steps=1, step_size=0.002, random_start=False)})
+    flags = short.run(trained_digits_cnn, x, y).flags
+    assert "incomplete_optimization" in flags and "PGD, linf eps=0.2" in flags["incomplete_optimization"]
+    flags = AttackSuite({"forgetful": Forgetful(eps=0.2, steps=10)}).run(trained_digits_cnn, x, y).flags
+    assert "silent_success" in flags
+
+
+def test_folding_into_the_randomness_flag_is_idempotent():
+    from advlit.evaluation.checks import explain_by_randomness
+
+    flags = explain_by_randomness({"randomized_model": "random", "silent_success": "lost"})
+    again = explain_by_randomness({**flags, "incomplete_optimization": "more steps"})
+    assert set(again) == {"randomized_model"}
+    assert again["randomized_model"].count("consequences") == 1
+    assert "silent_success, incomplete_optimization" in again["randomized_model"]

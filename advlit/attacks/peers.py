@@ -99,7 +99,8 @@ def autoattack_adversarial(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *
     if norm not in AUTOATTACK_NORMS:
         raise ValueError(f"AutoAttack supports norm in {tuple(AUTOATTACK_NORMS)}, got {norm!r}")
     model.eval()
-    reference = AutoAttack(model, norm=AUTOATTACK_NORMS[norm], eps=eps, version=version, device=x.device, seed=0)
+    reference = AutoAttack(model, norm=AUTOATTACK_NORMS[norm], eps=eps, version=version, device=x.device,
+                           seed=0)
     x_adv, _ = reference.run_standard_evaluation(x, y, batch_size=batch_size)
     return x_adv
 

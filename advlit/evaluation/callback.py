@@ -301,10 +301,10 @@ class RobustnessEvaluation(Callback):
         if self.suite.cascade:
             console.print("cascade: each row is robust against that attack and every one above it")
         if f"deployed/robust_acc{self.tag}" in results:
-            console.print(f"randomized model: the tables show the EOT-averaged classifier the attacks used; the "
-                          f"deployed model ({self.suite.eot_samples} single passes per image) has expected clean "
-                          f"accuracy {results[f'deployed/clean_acc{self.tag}']:.4f} and robust accuracy "
-                          f"{results[f'deployed/robust_acc{self.tag}']:.4f}")
+            console.print(f"randomized model: the tables show the EOT-averaged classifier the attacks "
+                          f"used; the deployed model ({self.suite.eot_samples} single passes per image) "
+                          f"has expected clean accuracy {results[f'deployed/clean_acc{self.tag}']:.4f} "
+                          f"and robust accuracy {results[f'deployed/robust_acc{self.tag}']:.4f}")
         for message in self.flags.values():
             console.print(f"[yellow]sanity check:[/yellow] {message}")
         if self.flags:

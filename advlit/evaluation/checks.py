@@ -49,6 +49,7 @@ CHECKS = {
 
 INDICATORS = ("nonfinite_logits", "silent_success", "black_box_beats_white_box")  # per-sample
 EXPLAINED_BY_RANDOMNESS = ("silent_success", "incomplete_optimization", "unconstrained_attack_failure")
+_CONSEQUENCES = "; consequences of the randomness, not separate findings: "
 BLACK_BOX_TOLERANCE = 0.002  # share of points; a few stragglers are normal for any suite
 
 
@@ -132,7 +133,9 @@ def explain_by_randomness(flags: dict[str, str]) -> dict[str, str]:
     if "randomized_model" not in flags or not explained:
         return flags
     out = {k: v for k, v in flags.items() if k not in explained}
-    out["randomized_model"] += "; consequences of the randomness, not separate findings: " + ", ".join(explained)
+    head, _, before = out["randomized_model"].partition(_CONSEQUENCES)
+    names = dict.fromkeys([*filter(None, before.split(", ")), *explained])
+    out["randomized_model"] = head + _CONSEQUENCES + ", ".join(names)
     return out
 
 

@@ -13,7 +13,8 @@ def log_wandb_media(loggers, stage: str, rows: list[list], examples: dict[str, t
                     radii: dict[str, torch.Tensor], suffix: str = "", flags: dict[str, str] | None = None,
                     guide: str = "") -> None:
     """``flags``: the honesty checks that fired (name -> message), written to the run summary
-    with a pointer to ``guide``. ``rows``: [attack, norm, eps, robust_acc]; ``examples[name]`` = (x_adv, pred, label);
+    with a pointer to ``guide``. ``rows``: [attack, norm, eps, robust_acc];
+    ``examples[name]`` = (x_adv, pred, label);
     ``radii[name]`` = per-sample min-norm radii (finite, positive ones are histogrammed);
     ``suffix`` tells suites apart in the keys (e.g. ``_eot8``)."""
     wandb_loggers = [logger for logger in loggers if isinstance(logger, WandbLogger)]

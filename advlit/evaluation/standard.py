@@ -38,6 +38,26 @@ def standard_suite(norm: str = "linf", eps: float = 0.3, version: str = "standar
     - ``fast``: a screening suite for validation during training: APGD-CE (25 steps) and
       APGD-T towards the 3 most likely other classes (25 steps each). Weaker: label its
       numbers as such.
+
+    Parameters
+    ----------
+    norm : {"linf", "l2", "l1"}, default "linf"
+        The threat model's norm.
+    eps : float, default 0.3
+        The budget in that norm, in [0, 1] pixel scale (e.g. 0.3 or 8/255 in Linf).
+    version : {"standard", "rand", "fast"}, default "standard"
+        The recipe (see above).
+    seed : int, default 0
+        Keys the attacks' per-sample randomness together with each image's dataset index.
+    progress : bool, default False
+        Show a progress bar over the attacks of each batch.
+    batch_size : int or None, default 256
+        Images evaluated at a time (None: all at once); per-image results do not depend on it.
+
+    Returns
+    -------
+    AttackSuite
+        Run it with ``.run(model, x, y, index=...)``.
     """
     if version not in VERSIONS:
         raise ValueError(f"unknown standard-suite version {version!r}; use one of {VERSIONS}")

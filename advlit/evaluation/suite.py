@@ -260,7 +260,8 @@ class SuiteResult:
             lines = [f"deployed model ({self.deployed_passes} single passes per image): clean accuracy "
                      f"{self.clean_accuracy:.4f}, robust accuracy {self.robust_accuracy:.4f} "
                      f"(95% interval {low:.4f}-{high:.4f}) on {self.correct.shape[0]} images",
-                     f"below: the EOT-averaged classifier the attacks used (clean {self.averaged_clean_accuracy:.4f})"]
+                     "below: the EOT-averaged classifier the attacks used "
+                     f"(clean {self.averaged_clean_accuracy:.4f})"]
         for norm in dict.fromkeys(self.norms[n] for n in self.order):
             names = [n for n in self.order if self.norms[n] == norm]
             grid = sorted({e for n in names for e in self.grids[n]})
@@ -298,6 +299,26 @@ class AttackSuite:
     evaluates at most that many images at a time (memory, and on CPU speed: a forward+backward of
     the benchmark BatchNorm CNN costs about 3x more per image at 1024 images than at 256) and
     concatenates the results, which are the same per sample for any batch size.
+
+    Parameters
+    ----------
+    attacks : dict of str to Attack
+        The attacks by name, run in this order.
+    eps_grid : dict of str to list of float, optional
+        Budgets per norm (``{"linf": [0.1, 0.3]}``) or per attack name, in [0, 1] pixel scale.
+    cascade : bool, default True
+        Attack only the points still robust after the attacks before (AutoAttack's recipe).
+    seed : int, default 0
+        Keys the per-sample randomness with each image's dataset index.
+    eot_samples : int, default 1
+        Passes averaged by expectation over transformation (randomized models); above 1 the
+        headline accuracies judge the deployed model (see :class:`SuiteResult`).
+    checks : bool, default True
+        Run the model-probing honesty checks on the first batch (``docs/flags.md``).
+    progress : bool, default False
+        A progress bar over the attacks of each batch.
+    batch_size : int or None, default 256
+        Images evaluated at a time (None: all at once).
     """
 
     def __init__(self, attacks: dict[str, Attack], eps_grid: dict[str, list[float]] | None = None,
@@ -410,7 +431,7 @@ class AttackSuite:
                             broken[idx] = broke
                             if deployed and (attack.norm, eps) == main:
                                 judged = _deployed_accuracy(model, x_adv, y[idx], self.eot_samples)
-                                result.deployed_robust[idx] = torch.minimum(result.deployed_robust[idx], judged)
+                                result.deployed_robust[idx] = result.deployed_robust[idx].minimum(judged)
                             keep = ~broke
                             if at_eps.stays_in_ball:  # else its path leaves the ball
                                 silent[idx] = counted.path & keep
@@ -458,7 +479,8 @@ def check_batch(x: torch.Tensor, y: torch.Tensor, index: torch.Tensor | None) ->
             raise ValueError(f"{name} must be a 1-D integer tensor (one entry per image), got a {what}; "
                              f"pass torch.as_tensor({name}).long()")
         if value.shape[0] != x.shape[0]:
-            raise ValueError(f"{name} has {value.shape[0]} entries for {x.shape[0]} images; pass one per image")
+            raise ValueError(f"{name} has {value.shape[0]} entries for {x.shape[0]} images; "
+                             "pass one per image")
     if index is not None and index.unique().numel() != index.numel():
         raise ValueError("index has repeated entries; each image needs its own dataset index "
                          "(per-sample randomness is keyed by it)")
