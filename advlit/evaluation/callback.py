@@ -67,6 +67,37 @@ class RobustnessEvaluation(Callback):
     under DDP every process attacks its own shard and the reduced numbers equal those of one
     process exactly, and evaluating during validation leaves training untouched. Costs
     (gradient evaluations and forward passes per image, seconds) are logged per attack.
+
+    Parameters
+    ----------
+    attacks : dict of str to Attack, optional
+        Named attacks, run in order.
+    standard : dict, optional
+        Keyword arguments of :func:`standard_suite` (``norm``, ``eps``, ``version``), appended.
+    eps_grid : dict of str to list of float, optional
+        Budgets per norm or per attack name, in [0, 1] pixel scale.
+    on_test : bool, default True
+        Evaluate in ``trainer.test``.
+    every_n_val_epochs : int, default 0
+        Also evaluate every N validation epochs (0: never).
+    max_samples : int, optional
+        Evaluate only the first N images of the (ordered) evaluation set.
+    cascade : bool, optional
+        Attack only the points still robust (default: True with ``standard``, else False).
+    eot_samples : int, default 1
+        Passes of expectation over transformation for randomized models.
+    sanity_checks : bool, default True
+        Run the honesty checks (``docs/flags.md``).
+    log_examples : int, default 16
+        Adversarial examples per attack sent to W&B (0: none).
+    source_class, target_class : int, optional
+        Targeted evaluation: only images of ``source_class``, attacked towards ``target_class``.
+    seed : int, default 0
+        Keys the per-sample attack randomness with each image's dataset index.
+    progress : bool, default False
+        A progress bar over the attacks of each batch.
+    tag : str, default ""
+        Appended to the metric names (a second suite beside an experiment's own).
     """
 
     def __init__(self, attacks: dict[str, Attack] | None = None, standard: dict[str, Any] | None = None,

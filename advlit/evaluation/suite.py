@@ -371,7 +371,8 @@ class AttackSuite:
         return results[0] if len(results) == 1 else SuiteResult.cat(results)
 
     def _run(self, model, x, y, index, target, run_model_checks) -> SuiteResult:
-        base = ExpectationOverTransformation(model, self.eot_samples) if self.eot_samples > 1 else model
+        base = (ExpectationOverTransformation(model, self.eot_samples, max_batch=self.batch_size)
+                if self.eot_samples > 1 else model)
         counted = CountingModel(base)
         goal = y if target is None else torch.full_like(y, target)
         attacks = ({n: a.replace(targeted=True) for n, a in self.attacks.items()} if target is not None
