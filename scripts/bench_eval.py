@@ -11,7 +11,8 @@ broke and the other left standing. Each model is evaluated at the two budgets of
 ``EPS`` (``--eps`` picks one of them).
 
     pip install --no-deps pyautoattack     # the reference; never a dependency of advlit
-    python scripts/bench_eval.py --samples 1000 [--norm l2]
+    python scripts/bench_eval.py --samples 1000 [--norm l2] [--models erm ...] [--eps 0.1 ...]
+    python scripts/bench_eval.py --samples 200 --version rand --eps 0.1   # the randomized model
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from advlit.data import MNISTDataModule
 from advlit.data.root import data_root
 from advlit.defenses import AdversarialTraining, RobustClassifier
 from advlit.evaluation import standard_suite
-from advlit.models import MLP, InputQuantization, LeNet5, Normalize, NoisyInput, ScrambledGradient
+from advlit.models import MLP, InputQuantization, LeNet5, NoisyInput, Normalize, ScrambledGradient
 
 EPS = {"linf": {"erm": (0.05, 0.1), "robust": (0.2, 0.3)}, "l2": {"erm": (1.0, 1.5), "robust": (1.5, 2.0)},
        "l1": {"erm": (2.5, 5.0), "robust": (5.0, 10.0)}}
@@ -120,8 +121,9 @@ def main() -> None:
     parser.add_argument("--models", nargs="*", default=None)
     parser.add_argument("--norm", choices=tuple(EPS), default="linf")
     parser.add_argument("--version", choices=("standard", "rand"), default="standard",
-                        help="rand: the randomized model (noisy_lenet), advlit's and AutoAttack's rand suites, "
-                             "both judged by the deployed model's expected accuracy over 20 single passes")
+                        help="rand: the randomized model (noisy_lenet), advlit's and AutoAttack's rand "
+                             "suites, both judged by the deployed model's expected accuracy over 20 "
+                             "single passes")
     parser.add_argument("--eps", type=float, nargs="*", default=None,
                         help="only these of each model's two budgets (EPS)")
     parser.add_argument("--batch-size", type=int, default=250,
@@ -165,9 +167,9 @@ def main() -> None:
                                                batch_size=args.batch_size)
                 aa_time = time.perf_counter() - start
                 aa_deployed = deployed_accuracy(model, x_adv, y, passes=20)
-                line += (f" {aa_deployed.mean().item():>7.3f}{aa_time:>8.1f} | deployed (20 passes), clean "
-                         f"{result.clean_accuracy:.3f}, averaged classifier {result.averaged_robust_accuracy:.3f}"
-                         f"{ours_time / aa_time:>7.2f}")
+                line += (f" {aa_deployed.mean().item():>7.3f}{aa_time:>8.1f} | deployed (20 passes), "
+                         f"clean {result.clean_accuracy:.3f}, averaged classifier "
+                         f"{result.averaged_robust_accuracy:.3f}{ours_time / aa_time:>7.2f}")
             elif not args.no_reference:
                 start = time.perf_counter()
                 aa = autoattack_robust(model, x, y, norm=args.norm, eps=eps, batch_size=args.batch_size)
