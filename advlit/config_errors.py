@@ -78,4 +78,4 @@ def one_line(message: str) -> str:
             given = [c for _, _, c in stack if c]
             where = f" ({given[-1]})" if given else ""
             return f"{path}{where}: {_explain(text, given)}" if path else _explain(text, given)
-    return message.strip().splitlines()[0]
+    return (message.strip().splitlines() or ["invalid configuration"])[0]
