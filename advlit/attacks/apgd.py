@@ -58,6 +58,29 @@ class APGD(FixedBudgetAttack):
     batch as soon as it is adversarial (per-sample early stopping), so the cost follows the
     number of points still standing: at most ``steps`` forward+backward passes per sample
     and restart. Returns the first adversarial iterate found, else the highest-loss point.
+
+    Parameters
+    ----------
+    norm : {"linf", "l2", "l1"}, default "linf"
+        The threat model's norm.
+    eps : float
+        The budget, in [0, 1] pixel scale.
+    steps : int, default 100
+        Gradient evaluations per run (the first at the start).
+    restarts : int, default 1
+        Runs from new random starts on the points still standing.
+    loss : {"ce", "dlr", "margin"}, default "ce"
+        The objective (``margin`` only targeted, ``dlr`` only untargeted).
+    rho : float, default 0.75
+        Share of improving steps below which the step size halves at a checkpoint.
+    momentum : float, default 0.75
+        Weight of the new step in the momentum update (1: none).
+    large_eps : bool, default False
+        AutoAttack's L1 schedule over the 3 eps, 2 eps and eps balls.
+    retry_above : float, optional
+        Restarts after the first only where the best loss so far is above it.
+    **kwargs
+        ``targeted``, ``model_mode``, ``differentiable`` of :class:`~advlit.attacks.Attack`.
     """
 
     norms = ("linf", "l2", "l1")
@@ -245,6 +268,17 @@ class APGDT(APGD):
     targeted DLR loss -(z_y - z_t) / (z_pi1 - (z_pi3 + z_pi4) / 2) towards that class, on the
     points no earlier target broke. A point is broken when it is misclassified at all.
     Cost: at most ``target_classes * restarts * steps`` forward+backward passes per sample.
+
+    Parameters
+    ----------
+    norm : {"linf", "l2", "l1"}, default "linf"
+        The threat model's norm.
+    eps : float
+        The budget, in [0, 1] pixel scale.
+    target_classes : int, default 9
+        How many of the most likely other classes to target, in order.
+    **kwargs
+        The other parameters of :class:`APGD` (``steps``, ``restarts``, ``retry_above``, ...).
     """
 
     supports_targeted = False  # its targets are internal; y is always the true label

@@ -1,0 +1,275 @@
+"""Auto-PGD (Croce & Hein 2020, "Reliable evaluation of adversarial robustness with an
+ensemble of diverse parameter-free attacks"): PGD with momentum and a step size that halves
+when progress stalls, in Linf and L2, with the CE, DLR and targeted DLR losses (APGD-T); and
+L1-APGD (Croce & Hein 2021, "Mind the box"): sparse box-aware steps whose sparsity follows
+that of the best point, projected exactly onto the L1 ball inside the box."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from advlit.attacks.base import FixedBudgetAttack
+from advlit.attacks.geometry import batch_view, clamp_to_box
+from advlit.attacks.losses import adversarial, attack_objective, other_classes_by_logit, targeted_dlr
+from advlit.attacks.randomness import SampleRNG
+
+
+def checkpoints(steps: int) -> list[int]:
+    """Iterations at which APGD may halve its step size (Croce & Hein 2020, Sec. 3.2):
+    w_j = ceil(p_j * steps), p_0 = 0, p_1 = 0.22, p_{j+1} = p_j + max(p_j - p_{j-1} - 0.03, 0.06)."""
+    p = [0.0, 0.22]
+    while p[-1] < 1:
+        p.append(p[-1] + max(p[-1] - p[-2] - 0.03, 0.06))
+    return sorted({math.ceil(q * steps) for q in p[1:] if q < 1} - {0})
+
+
+class APGD(FixedBudgetAttack):
+    """APGD (Algorithm 1 of the paper): from a random start, ``steps`` iterations of
+    z = P(x_k + eta * s(grad)), x_{k+1} = P(x_k + alpha (z - x_k) + (1 - alpha)(x_k - x_{k-1}))
+    with momentum alpha = ``momentum`` (0.75; 1 on the first step), s the steepest-ascent
+    direction of the norm, P the projection onto the eps ball and the [0, 1] box, and eta
+    starting at 2 eps. At each checkpoint (:func:`checkpoints`) eta halves and the iterate
+    returns to the best point so far if fewer than ``rho`` of the steps since the last
+    checkpoint increased the loss, or if neither eta nor the best loss changed since then.
+
+    In L1 (Croce & Hein 2021, Sec. 3): eta starts at eps, each step is the sign of the
+    gradient on the top k fraction of coordinates that the box does not block, scaled to L1
+    length eta, without momentum, then projected exactly onto the L1 ball ∩ box. k starts at
+    0.2 and every 4% of the steps it becomes ||x_best - x||_0 / (1.5 d); there eta returns to
+    eps (and the iterate to the best point) if that support shrank by over 5%, else eta
+    divides by 1.5, down to eps / 10. Since k follows the best point's support, the start is
+    sparse too: a Gaussian projected onto ball ∩ box. With ``large_eps`` (AutoAttack's L1
+    recipe; off by default, as there) each run spends 30% of its steps in the 3 eps ball, 30%
+    in the 2 eps ball and the rest in the eps ball, each stage starting from the previous
+    stage's best point projected onto the smaller ball; a point counts as broken only when it is
+    adversarial within eps.
+
+    ``retry_above``: restarts after the first run only on the points whose best loss so far is
+    above it (None: on every point still standing). For the scale-free DLR losses, -0.1 retries
+    the points that came close to the boundary: on a plain BatchNorm CNN (Linf 0.1) every point
+    a later restart broke had reached a targeted DLR above -0.04 in its first run, while the
+    median point that no restart broke stayed below -0.19.
+
+    Losses: ``ce``, ``dlr`` (untargeted); with ``targeted=True`` (``y`` is the target):
+    ``ce`` (minus the target's cross-entropy) or ``margin``. A sample leaves the working
+    batch as soon as it is adversarial (per-sample early stopping), so the cost follows the
+    number of points still standing: at most ``steps`` forward+backward passes per sample
+    and restart. Returns the first adversarial iterate found, else the highest-loss point.
+    """
+
+    norms = ("linf", "l2", "l1")
+    hooks = ("project", "steepest_ascent", "random_start")
+    counts = ("steps", "restarts")
+
+    def __init__(self, *, norm: str = "linf", eps: float, steps: int = 100, restarts: int = 1,
+                 loss: str = "ce", rho: float = 0.75, momentum: float = 0.75, large_eps: bool = False,
+                 retry_above: float | None = None, **kwargs) -> None:
+        super().__init__(norm=norm, eps=eps, **kwargs)
+        self.steps, self.restarts, self.loss, self.retry_above = steps, restarts, loss, retry_above
+        self.rho, self.momentum, self.large_eps = rho, momentum, large_eps
+
+    @property
+    def stays_in_ball(self) -> bool:
+        """With ``large_eps`` its path leaves the eps ball (the suite's silent-success check)."""
+        return not self.large_eps
+
+    @property
+    def stages(self) -> list[tuple[float, int]]:
+        """(ball radius, steps) of each stage of a run: 3 eps, 2 eps, eps with ``large_eps``
+        (runs of fewer than 3 steps keep one stage), else one stage."""
+        if self.steps < 3 or not self.large_eps:
+            return [(self.eps, self.steps)]
+        first = max(1, int(0.3 * self.steps))
+        return [(3 * self.eps, first), (2 * self.eps, first), (self.eps, self.steps - 2 * first)]
+
+    def validate(self) -> None:
+        super().validate()
+        losses = ("ce", "margin") if self.targeted else ("ce", "dlr")
+        if self.loss not in losses:
+            raise ValueError(f"{type(self).__name__} loss must be one of {losses} "
+                             f"(targeted={self.targeted}), got {self.loss!r}")
+        if not 0 < self.rho < 1 or not 0 < self.momentum <= 1:
+            raise ValueError(f"rho must be in (0, 1) and momentum in (0, 1], got {self.rho!r}, "
+                             f"{self.momentum!r}")
+
+    # -- objective and success ----------------------------------------------------------
+    def objective(self, logits: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
+        """Per-sample loss to maximize."""
+        return attack_objective(logits, y, self.loss, self.targeted)
+
+    # -- the attack ---------------------------------------------------------------------
+    def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, rng: SampleRNG) -> torch.Tensor:
+        return self.run(model, x, y, rng, target=None)[0]
+
+    def run(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, rng: SampleRNG,
+            target: torch.Tensor | None, stream: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        """All restarts; ``target`` is APGD-T's target class per sample (or None).
+        Returns (points, adversarial?) per sample."""
+        result = x.clone()
+        best_loss = torch.full((x.shape[0],), -math.inf, device=x.device, dtype=x.dtype)
+        found = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
+        for restart in range(self.restarts):
+            retry = ~found if restart == 0 or self.retry_above is None else ~found & (best_loss > self.retry_above)
+            todo = retry.nonzero().squeeze(1)
+            if not todo.numel():
+                break
+            sub_target = None if target is None else target[todo]
+            x_adv, loss, success = self._staged_run(model, x[todo], y[todo], rng[todo], sub_target,
+                                                    stream + 16 * restart)
+            better = success | (loss > best_loss[todo])
+            result[todo] = torch.where(batch_view(better, x_adv), x_adv, result[todo])
+            best_loss[todo] = torch.where(better, loss, best_loss[todo])
+            found[todo] = success
+        return result, found
+
+    def _staged_run(self, model, x, y, rng, target, stream):
+        """One run through :attr:`stages`, each from the last stage's points. Returns (point,
+        its loss, adversarial within eps?) per sample."""
+        out, start = x.clone(), None
+        loss = torch.full((x.shape[0],), -math.inf, device=x.device, dtype=x.dtype)
+        success = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
+        for stage, (radius, steps) in enumerate(self.stages):
+            todo = (~success).nonzero().squeeze(1)
+            if not todo.numel():
+                break
+            sub_target = None if target is None else target[todo]
+            sub_start = None if start is None else start[todo]
+            x_adv, sub_loss, sub_success = self._single_run(model, x[todo], y[todo], rng[todo], sub_target,
+                                                            stream + stage, radius, steps, sub_start)
+            out[todo], loss[todo], success[todo] = x_adv, sub_loss, sub_success
+            start = out
+        return out, loss, success
+
+    def _step(self, x0, x_k, x_prev, grad, eta, alpha, sparsity, radius) -> torch.Tensor:
+        geometry = self.geometry
+        step = batch_view(eta, x_k) * geometry.steepest_ascent(grad, x_k, sparsity)
+        z = geometry.project_point(x0, x_k + step, radius)
+        if alpha == 1:  # no momentum: z is already projected
+            return z
+        moved = x_k + alpha * (z - x_k) + (1 - alpha) * (x_k - x_prev)
+        return geometry.project_point(x0, moved, radius)
+
+    def _single_run(self, model, x, y, rng, target, stream, radius, steps, start=None):
+        """One run of ``steps`` in the ``radius`` ball, from ``start`` projected onto it or from
+        a random start. Returns (point, its loss, adversarial within eps?) per sample: the
+        first such iterate where one was found, else the best-loss iterate."""
+        n = x.shape[0]
+        out, out_loss = x.clone(), torch.full((n,), -math.inf, device=x.device, dtype=x.dtype)
+        success = torch.zeros(n, dtype=torch.bool, device=x.device)
+        alive = torch.arange(n, device=x.device)  # working set: samples not yet adversarial
+
+        def evaluate(points, alive):
+            points = points.detach().requires_grad_(True)
+            logits = model(points)
+            sub_target = None if target is None else target[alive]
+            loss = self.objective(logits, y[alive], sub_target)
+            (grad,) = torch.autograd.grad(loss.sum(), points)
+            broken = adversarial(logits.detach(), y[alive], self.targeted)
+            if radius > self.eps:  # a larger stage: broken only within eps
+                broken &= self.geometry.measure(points.detach() - x[alive]) <= self.eps * (1 + 1e-5)
+            return loss.detach(), grad, broken
+
+        l1, d = self.norm == "l1", x[0].numel()
+        x0 = x
+        if start is not None:
+            x_k = self.geometry.project_point(x0, start, radius)
+        elif l1:  # a sparse start: a Gaussian projected onto the L1 sphere inside the box
+            noise = rng.normal(stream, tuple(x0.shape[1:]), x0.dtype)
+            x_k = x0 + self.geometry.project_in_box(noise, x0, radius)
+        else:
+            x_k = clamp_to_box(x0 + self.geometry.random_start(rng, stream, x0, radius))
+        loss, grad, adv = evaluate(x_k, alive)
+        x_prev = x_k
+        eta0 = (1.0 if l1 else 2.0) * radius
+        eta = torch.full((n,), eta0, device=x.device, dtype=x.dtype)
+        best_loss, x_best, grad_best = loss.clone(), x_k.clone(), grad.clone()
+        increases = torch.zeros(n, device=x.device, dtype=x.dtype)
+        loss_at_check, eta_reduced = best_loss.clone(), torch.zeros(n, dtype=torch.bool, device=x.device)
+        sparsity = torch.full((n,), 0.2, device=x.device, dtype=x.dtype)  # L1: fraction of coordinates
+        support = torch.full((n,), float(d), device=x.device, dtype=x.dtype)
+        every = max(int(0.04 * steps), 1)
+        marks = set(range(every, steps, every)) if l1 else set(checkpoints(steps))
+        last_mark = 0
+        for k in range(steps):
+            # record finished samples and drop them from the working set (one host sync)
+            if adv.any():
+                done = alive[adv]
+                out[done], out_loss[done], success[done] = x_k[adv], loss[adv], True
+                keep = ~adv
+                alive, x0, x_k, x_prev, grad, loss, eta = (
+                    t[keep] for t in (alive, x0, x_k, x_prev, grad, loss, eta))
+                best_loss, x_best, grad_best, increases, loss_at_check, eta_reduced, sparsity, support = (
+                    t[keep] for t in (best_loss, x_best, grad_best, increases, loss_at_check,
+                                      eta_reduced, sparsity, support))
+                if not alive.numel():
+                    break
+            if k == steps - 1:
+                break
+            alpha = 1.0 if k == 0 or l1 else self.momentum  # Croce & Hein 2021: none in L1
+            x_new = self._step(x0, x_k, x_prev, grad, eta, alpha, sparsity, radius)
+            new_loss, new_grad, adv = evaluate(x_new, alive)
+            increases += (new_loss > loss).to(x.dtype)
+            x_prev, x_k, loss, grad = x_k, x_new, new_loss, new_grad
+            improved = loss > best_loss
+            best_loss = torch.where(improved, loss, best_loss)
+            x_best = torch.where(batch_view(improved, x_k), x_k, x_best)
+            grad_best = torch.where(batch_view(improved, grad), grad, grad_best)
+            if k + 1 in marks and l1:
+                new_support = (x_best != x0).flatten(1).sum(dim=1).to(x.dtype)
+                reset = new_support < 0.95 * support
+                sparsity = new_support / d / 1.5
+                eta = torch.where(reset, eta0, eta / 1.5).clamp(eta0 / 10, eta0)
+                x_k = torch.where(batch_view(reset, x_k), x_best, x_k)
+                grad = torch.where(batch_view(reset, grad), grad_best, grad)
+                support = new_support
+            elif k + 1 in marks:
+                window = k + 1 - last_mark
+                stalled = ((increases < self.rho * window)
+                           | (~eta_reduced & (loss_at_check >= best_loss)))
+                eta = torch.where(stalled, eta / 2, eta)
+                x_k = torch.where(batch_view(stalled, x_k), x_best, x_k)
+                grad = torch.where(batch_view(stalled, grad), grad_best, grad)
+                increases.zero_()
+                loss_at_check, eta_reduced, last_mark = best_loss.clone(), stalled, k + 1
+        if alive.numel():
+            out[alive], out_loss[alive] = x_best, best_loss
+        return out, out_loss, success
+
+
+class APGDT(APGD):
+    """APGD-T (Croce & Hein 2020): untargeted evaluation by targeted attacks. For each of the
+    ``target_classes`` classes with the highest clean logits after the true one, APGD with the
+    targeted DLR loss -(z_y - z_t) / (z_pi1 - (z_pi3 + z_pi4) / 2) towards that class, on the
+    points no earlier target broke. A point is broken when it is misclassified at all.
+    Cost: at most ``target_classes * restarts * steps`` forward+backward passes per sample.
+    """
+
+    supports_targeted = False  # its targets are internal; y is always the true label
+    counts = ("target_classes",)
+
+    def __init__(self, *, norm: str = "linf", eps: float, target_classes: int = 9, **kwargs) -> None:
+        super().__init__(norm=norm, eps=eps, loss="ce", **kwargs)
+        self.target_classes = target_classes
+
+    def objective(self, logits, y, target):
+        return targeted_dlr(logits, y, target)
+
+    def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, rng: SampleRNG) -> torch.Tensor:
+        with torch.no_grad():
+            logits = model(x)
+        k = min(self.target_classes, logits.shape[1] - 1)
+        ranked = other_classes_by_logit(logits, y)
+        result = x.clone()
+        standing = ~adversarial(logits, y)
+        for j in range(k):
+            todo = standing.nonzero().squeeze(1)
+            if not todo.numel():
+                break
+            x_adv, broken = self.run(model, x[todo], y[todo], rng[todo], ranked[todo, j],
+                                     stream=1000 * (j + 1))
+            result[todo] = torch.where(batch_view(broken, x_adv), x_adv, result[todo])
+            standing[todo] = ~broken
+        return result

@@ -1,0 +1,70 @@
+"""The package API behind the scripts: a trained run's model and data from its config and
+checkpoint, and tables of metrics over seeds. Scripts hold their arguments, calls into the
+package and a printed table, nothing a second script would import."""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+from dataclasses import dataclass, field
+
+import torch
+from lightning.pytorch import LightningDataModule
+
+from advlit.checkpoints import load_network
+from advlit.cli import build_cli
+from advlit.defenses import RobustClassifier
+
+
+@dataclass
+class Run:
+    """A config's LightningModule (eval mode, the checkpoint's weights) and datamodule."""
+
+    module: RobustClassifier
+    datamodule: LightningDataModule
+
+    def test_tensors(self, samples: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The first ``samples`` test images (float in [0, 1]) and their labels."""
+        return self.datamodule.split_tensors("test", samples)
+
+
+def load_run(config: str, checkpoint: str | None = None, overrides: list[str] | tuple = ()) -> Run:
+    """Build ``config`` (plus ``overrides``, e.g. ``--data.init_args.root=...``) without loggers
+    and load ``checkpoint`` (a file, or a checkpoint folder: its newest run's last.ckpt)
+    safely into the network."""
+    cli = build_cli(["--config", config, "--trainer.logger=false", *overrides], run=False)
+    if checkpoint is not None:
+        load_network(cli.model.model, checkpoint)
+    return Run(cli.model.eval(), cli.datamodule)
+
+
+def add_run_arguments(parser: argparse.ArgumentParser, samples: int, config: str = "configs/quickstart.yaml",
+                      checkpoint: str = "logs/quickstart/checkpoints") -> None:
+    """``--config``, ``--ckpt`` and ``--samples`` for a script that evaluates a trained run."""
+    parser.add_argument("--config", default=config)
+    parser.add_argument("--ckpt", default=checkpoint,
+                        help="a checkpoint file, or a checkpoint folder (its newest run's last.ckpt)")
+    parser.add_argument("--samples", type=int, default=samples)
+
+
+@dataclass
+class SeedTable:
+    """Metrics per setting over seeds, printed as mean +- (population) std."""
+
+    rows: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+
+    def record(self, name: str, seed: int, values: dict[str, float]) -> None:
+        """Add one seed's ``values`` to the row ``name`` and print them."""
+        row = self.rows.setdefault(name, {})
+        for key, value in values.items():
+            row.setdefault(key, []).append(value)
+        print(name, seed, {k: round(v, 4) for k, v in values.items()}, flush=True)
+
+    def print(self, title: str, first_column: str, columns: list[str], digits: int = 3) -> None:
+        width = max(len(first_column), *(len(name) for name in self.rows)) + 2
+        print(f"\n{title}")
+        print(f"{first_column:<{width}}" + "".join(f"{c.removeprefix('test/'):>30}" for c in columns))
+        for name, row in self.rows.items():
+            mean_std = [(statistics.mean(row[c]), statistics.pstdev(row[c])) for c in columns]
+            cells = (f"{m:>{25 - digits}.{digits}f} +-{s:.{digits}f}" for m, s in mean_std)
+            print(f"{name:<{width}}" + "".join(cells))
