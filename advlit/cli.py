@@ -147,8 +147,7 @@ class AdvlitCLI(LightningCLI):
     def init_parser(self, **kwargs):
         """Parsers that raise on a bad config (:func:`main` prints one line) instead of
         printing the usage, and that describe advlit in ``--help``."""
-        kwargs["description"] = kwargs.get("description") or DESCRIPTION
-        if kwargs["description"].startswith("Lightning Trainer"):
+        if not kwargs.get("description") or kwargs["description"].startswith("Lightning Trainer"):
             kwargs["description"] = DESCRIPTION
         return super().init_parser(exit_on_error=False, **kwargs)
 
@@ -168,8 +167,8 @@ class AdvlitCLI(LightningCLI):
             return
         config = self.config[self.config.subcommand]
         ckpt = config.get("ckpt_path")
-        if ckpt is None or ckpt in ("last", "best"):
-            return
+        if ckpt is None or ckpt in ("last", "best") or config.get("weights_only") is False:
+            return  # last|best: resolved and checked later; weights_only=false: the user's call
         stored = load_checkpoint(ckpt).get("hyper_parameters") or {}
         check_same_model(stored, config.get("model"), ckpt)
 
@@ -301,8 +300,7 @@ def check_same_model(stored: dict, model, ckpt) -> None:
             f"checkpoint {str(ckpt)!r} was trained as {stored['_class_path']} of "
             f"{_describe(theirs_net.get('class_path'), theirs_args)}, but the config runs "
             f"{model.get('class_path')} of {_describe(ours_net.get('class_path'), ours_args)}; use the "
-            f"config "
-            f"it was trained with (config.yaml beside the checkpoint)")
+            f"config it was trained with (config.yaml beside the checkpoint)")
 
 
 def build_cli(args=None, run: bool = True) -> AdvlitCLI:
@@ -321,9 +319,9 @@ def main() -> None:
     except (ValueError, FileNotFoundError, ArgumentError) as err:
         if os.environ.get("ADVLIT_TRACEBACK"):
             raise
-        message = one_line(str(err)) if isinstance(err, ArgumentError) else str(err)
-        print(f"advlit: error: {message} (advlit <command> --help lists the options)"
-              if isinstance(err, ArgumentError) else f"advlit: error: {message}", file=sys.stderr)
+        if isinstance(err, ArgumentError):
+            err = f"{one_line(str(err))} (advlit <command> --help lists the options)"
+        print(f"advlit: error: {err}", file=sys.stderr)
         sys.exit(2)
 
 

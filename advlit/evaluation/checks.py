@@ -1,6 +1,7 @@
 """Honesty checks on an evaluation, reported as named flags: gradient masking (Athalye et al.
 2018; Carlini et al. 2019), the AutoAttack sanity checks (Croce & Hein 2020) and indicators
-of attack failure (Pintor et al. 2022). Each check returns a message when it fires."""
+of attack failure (Pintor et al. 2022). Each check returns a message when it fires; every flag
+is in ``CHECKS`` and explained in ``docs/flags.md``."""
 
 from __future__ import annotations
 
