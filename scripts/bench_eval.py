@@ -31,6 +31,7 @@ from advlit.data import MNISTDataModule
 from advlit.data.root import data_root
 from advlit.defenses import AdversarialTraining, RobustClassifier
 from advlit.evaluation import standard_suite
+from advlit.evaluation.eot import deployed_accuracy
 from advlit.models import MLP, InputQuantization, LeNet5, NoisyInput, Normalize, ScrambledGradient
 
 EPS = {"linf": {"erm": (0.05, 0.1), "robust": (0.2, 0.3)}, "l2": {"erm": (1.0, 1.5), "robust": (1.5, 2.0)},
@@ -105,14 +106,6 @@ def zoo(root: str, cache: Path) -> dict[str, tuple[nn.Module, str]]:
     }
 
 
-def deployed_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, passes: int) -> torch.Tensor:
-    """Per image, the fraction of ``passes`` single forward passes of a randomized model that
-    classify it correctly (seeded: the same in every run)."""
-    with torch.no_grad(), torch.random.fork_rng():
-        torch.manual_seed(0)
-        return torch.stack([(model(x).argmax(1) == y).float() for _ in range(passes)]).mean(0)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", default=str(data_root()))
@@ -166,7 +159,9 @@ def main() -> None:
                 x_adv = autoattack_adversarial(model, x, y, norm=args.norm, eps=eps, version="rand",
                                                batch_size=args.batch_size)
                 aa_time = time.perf_counter() - start
-                aa_deployed = deployed_accuracy(model, x_adv, y, passes=20)
+                with torch.random.fork_rng():  # the model's own noise, seeded: the same in every run
+                    torch.manual_seed(0)
+                    aa_deployed = deployed_accuracy(model, x_adv, y, 20, args.batch_size)
                 line += (f" {aa_deployed.mean().item():>7.3f}{aa_time:>8.1f} | deployed (20 passes), "
                          f"clean {result.clean_accuracy:.3f}, averaged classifier "
                          f"{result.averaged_robust_accuracy:.3f}{ours_time / aa_time:>7.2f}")

@@ -135,8 +135,10 @@ class APGD(FixedBudgetAttack):
         best_loss = torch.full((x.shape[0],), -math.inf, device=x.device, dtype=x.dtype)
         found = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
         for restart in range(self.restarts):
-            retry = ~found if restart == 0 or self.retry_above is None else ~found & (best_loss > self.retry_above)
-            todo = retry.nonzero().squeeze(1)
+            todo = ~found
+            if restart and self.retry_above is not None:  # only the points that came close
+                todo &= best_loss > self.retry_above
+            todo = todo.nonzero().squeeze(1)
             if not todo.numel():
                 break
             sub_target = None if target is None else target[todo]

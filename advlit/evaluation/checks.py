@@ -197,7 +197,7 @@ def run_checks(model: nn.Module, x: torch.Tensor, goal: torch.Tensor, probe: Pro
         if not targeted and (message := gradient_check(model, px, py)):
             flags["zero_or_nonfinite_gradients"] = message
     if targeted or probe is None:
-        return explain_by_randomness(flags)
+        return flags
     attack = probe.attack
     if _extra_steps_break(model, probe.x, probe.goal, probe.x_adv, attack.norm, attack.eps):
         flags["incomplete_optimization"] = (f"{CHECKS['incomplete_optimization']} "
@@ -214,7 +214,7 @@ def run_checks(model: nn.Module, x: torch.Tensor, goal: torch.Tensor, probe: Pro
             f"{CHECKS['unconstrained_attack_failure']} ({int(standing.sum())} of "
             f"{standing.numel()} points, {type(unbounded).__name__} in {attack.norm} at "
             f"eps={unbounded.eps:g})")
-    return explain_by_randomness(flags)
+    return flags
 
 
 def _extra_steps_break(model, x, y, x_adv, norm: str, eps: float, steps: int = 10) -> bool:

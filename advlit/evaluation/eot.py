@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from advlit.attacks.base import model_state_guard
+
 
 class ExpectationOverTransformation(nn.Module):
     """Wraps a randomized classifier: returns the log of the mean softmax over ``samples``
@@ -20,11 +22,26 @@ class ExpectationOverTransformation(nn.Module):
         self.model = model
         self.samples, self.max_batch = samples, max_batch
 
+    def passes(self, x: torch.Tensor) -> torch.Tensor:
+        """The logits of every single pass, (samples, N, classes)."""
+        copies_per_pass = max(1, (self.max_batch or self.samples * x.shape[0]) // x.shape[0])
+        copies = x.repeat(self.samples, *([1] * (x.dim() - 1)))
+        logits = torch.cat([self.model(part) for part in copies.split(copies_per_pass * x.shape[0])])
+        return logits.view(self.samples, x.shape[0], -1)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.samples == 1:
             return self.model(x)
-        copies = x.repeat(self.samples, *([1] * (x.dim() - 1)))
-        size = max(x.shape[0], self.max_batch or copies.shape[0])  # whole copies per pass
-        logits = torch.cat([self.model(part) for part in copies.split(size - size % x.shape[0])])
-        probs = logits.softmax(dim=1).view(self.samples, x.shape[0], -1).mean(dim=0)
+        probs = self.passes(x).softmax(dim=2).mean(dim=0)
         return probs.clamp_min(1e-12).log()
+
+
+def deployed_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, passes: int,
+                      max_batch: int | None = None) -> torch.Tensor:
+    """Per sample, the fraction of ``passes`` single eval-mode forward passes of a randomized
+    ``model`` that classify it as ``y`` (a non-finite logit is never correct): the deployed
+    model's expected accuracy, image by image."""
+    with torch.no_grad(), model_state_guard(model, "eval", freeze=False):
+        logits = ExpectationOverTransformation(model, passes, max_batch).passes(x)
+    hits = (logits.argmax(dim=2) == y) & logits.isfinite().all(dim=2)
+    return hits.to(x.dtype).mean(dim=0)

@@ -23,7 +23,7 @@ from advlit.attacks.base import check_images, model_state_guard
 from advlit.attacks.losses import adversarial
 from advlit.attacks.norms import NORMS, lp_norm
 from advlit.evaluation import checks as _checks
-from advlit.evaluation.eot import ExpectationOverTransformation
+from advlit.evaluation.eot import ExpectationOverTransformation, deployed_accuracy
 
 
 class CountingModel(nn.Module):
@@ -393,7 +393,7 @@ class AttackSuite:
             if deployed:
                 main = result.main
                 result.deployed_passes = self.eot_samples
-                result.deployed_clean = _deployed_accuracy(model, x, y, self.eot_samples)
+                result.deployed_clean = deployed_accuracy(model, x, y, self.eot_samples, self.batch_size)
                 result.deployed_robust = result.deployed_clean.clone()
             bar = _progress(len(attacks), self.progress)
             probe = None  # points the last gradient attack left standing
@@ -431,7 +431,8 @@ class AttackSuite:
                             result.nonfinite[idx] |= bad
                             broken[idx] = broke
                             if deployed and (attack.norm, eps) == main:
-                                judged = _deployed_accuracy(model, x_adv, y[idx], self.eot_samples)
+                                judged = deployed_accuracy(model, x_adv, y[idx], self.eot_samples,
+                                                           self.batch_size)
                                 result.deployed_robust[idx] = result.deployed_robust[idx].minimum(judged)
                             keep = ~broke
                             if at_eps.stays_in_ball:  # else its path leaves the ball
@@ -494,14 +495,6 @@ def check_labels(y: torch.Tensor, num_classes: int, name: str = "y") -> None:
         bad = low if low < 0 else high
         raise ValueError(f"{name} has label {bad} but the model outputs {num_classes} classes; "
                          f"labels must be in [0, {num_classes})")
-
-
-def _deployed_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, passes: int) -> torch.Tensor:
-    """Per sample, the fraction of ``passes`` single forward passes of a randomized model that
-    classify it as ``y`` (one batched pass of ``passes`` copies)."""
-    logits = _predict(model, x.repeat(passes, *([1] * (x.dim() - 1))))
-    hits = (logits.argmax(dim=1) == y.repeat(passes)) & logits.isfinite().all(dim=1)
-    return hits.view(passes, x.shape[0]).to(x.dtype).mean(dim=0)
 
 
 def _predict(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
