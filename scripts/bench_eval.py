@@ -32,25 +32,10 @@ from advlit.data.root import data_root
 from advlit.defenses import AdversarialTraining, RobustClassifier
 from advlit.evaluation import standard_suite
 from advlit.evaluation.eot import deployed_accuracy
-from advlit.models import MLP, InputQuantization, LeNet5, NoisyInput, Normalize, ScrambledGradient
+from advlit.models import MLP, BatchNormCNN, InputQuantization, LeNet5, NoisyInput, ScrambledGradient
 
 EPS = {"linf": {"erm": (0.05, 0.1), "robust": (0.2, 0.3)}, "l2": {"erm": (1.0, 1.5), "robust": (1.5, 2.0)},
        "l1": {"erm": (2.5, 5.0), "robust": (5.0, 10.0)}}
-
-
-class BatchNormCNN(nn.Module):
-    """A small CNN with BatchNorm: the classic catastrophic-overfitting case under FGSM-AT."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.net = nn.Sequential(
-            Normalize((0.1307,), (0.3081,)),
-            nn.Conv2d(1, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(16, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Flatten(), nn.Linear(32 * 7 * 7, 100), nn.ReLU(), nn.Linear(100, 10))
-
-    def forward(self, x):
-        return self.net(x)
 
 
 def train(module, data, epochs: int, seed: int = 0, warmup: tuple[float, ...] = ()) -> nn.Module:
