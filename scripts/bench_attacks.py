@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 from advlit.attacks import PGD
 from advlit.models import CWCNN, LeNet5
+from advlit.runs import hand_written_pgd
 
 
 def median_time(fn, repeats: int) -> float:
@@ -29,18 +30,6 @@ def median_time(fn, repeats: int) -> float:
             torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
-
-
-def plain_pgd(model, x, y, eps, alpha, steps):
-    """What a researcher writes by hand: Linf PGD from a random start."""
-    x_adv = (x + torch.empty_like(x).uniform_(-eps, eps)).clamp(0, 1)
-    for _ in range(steps):
-        x_adv.requires_grad_(True)
-        loss = F.cross_entropy(model(x_adv), y)
-        (grad,) = torch.autograd.grad(loss, x_adv)
-        x_adv = x_adv.detach() + alpha * grad.sign()
-        x_adv = torch.min(torch.max(x_adv, x - eps), x + eps).clamp(0, 1)
-    return x_adv
 
 
 def main() -> None:
@@ -65,7 +54,7 @@ def main() -> None:
 
     t_fb = median_time(forward_backward, args.repeats * 3)
     t_advlit = median_time(lambda: attack(model, x, y), args.repeats) / steps
-    t_plain = median_time(lambda: plain_pgd(model, x, y, eps, attack.alpha, steps), args.repeats) / steps
+    t_plain = median_time(lambda: hand_written_pgd(model, x, y, eps, attack.alpha, steps), args.repeats) / steps
 
     print(f"device={device} model={args.model} batch={args.batch} steps={steps} "
           f"threads={torch.get_num_threads()}")

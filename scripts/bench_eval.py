@@ -1,9 +1,10 @@
 """advlit's ``standard`` suite against the AutoAttack reference (``pyautoattack``), side by
 side on the same MNIST images: robust accuracy, wall time and gradient evaluations per image.
 
-Trains (once, cached under ``--zoo``) a benchmark zoo with advlit's own defenses and
-Lightning's trainer: an ERM LeNet-5, a plain BatchNorm CNN, a plain and a PGD-AT MLP, a PGD-AT
-BatchNorm CNN (Linf 0.3, eps warm-up), and gradient-masked models (a BatchNorm CNN trained
+Trains (once, from ``configs/bench/*.yaml``, cached under ``--zoo``) a benchmark zoo with
+advlit's own models, defenses and Lightning's trainer: an ERM LeNet-5, a plain BatchNorm CNN,
+a plain and a PGD-AT MLP, a PGD-AT BatchNorm CNN (Linf 0.3, eps warm-up), and gradient-masked
+models (a BatchNorm CNN trained
 with FGSM from a random start, the ERM LeNet-5 behind input quantization, and the ERM LeNet-5
 with its input gradients scrambled by a fixed sign mask). Every row is the same images for
 both suites, run one after the other; "only advlit" / "only AA" count the points one suite
@@ -22,73 +23,48 @@ import time
 from pathlib import Path
 
 import torch
-from lightning.pytorch import Trainer, seed_everything
 from torch import nn
 
-from advlit.attacks import FGSM, PGD
 from advlit.attacks.peers import autoattack_adversarial, autoattack_robust
 from advlit.data import MNISTDataModule
 from advlit.data.root import data_root
-from advlit.defenses import AdversarialTraining, RobustClassifier
 from advlit.evaluation import standard_suite
 from advlit.evaluation.eot import deployed_accuracy
-from advlit.models import MLP, BatchNormCNN, InputQuantization, LeNet5, NoisyInput, ScrambledGradient
+from advlit.models import InputQuantization, ScrambledGradient
+from advlit.runs import export_torchscript, quiet_cli
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "bench"
 
 EPS = {"linf": {"erm": (0.05, 0.1), "robust": (0.2, 0.3)}, "l2": {"erm": (1.0, 1.5), "robust": (1.5, 2.0)},
        "l1": {"erm": (2.5, 5.0), "robust": (5.0, 10.0)}}
 
 
-def train(module, data, epochs: int, seed: int = 0, warmup: tuple[float, ...] = ()) -> nn.Module:
-    """Lightning's trainer for ``epochs`` epochs; with ``warmup`` the attack's eps takes those
-    values in the first epochs (eps curriculum, so a small CNN learns at Linf 0.3)."""
-    seed_everything(seed, verbose=False)
-    final_eps = getattr(getattr(module, "attack", None), "eps", None)
-    for epoch in range(epochs):
-        if final_eps is not None:
-            module.attack = module.attack.replace(eps=warmup[epoch] if epoch < len(warmup) else final_eps)
-        trainer = Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                          enable_model_summary=False, accelerator="cpu", limit_val_batches=0)
-        trainer.fit(module, datamodule=data)
-    return module.model.eval()
+ZOO = ("erm", "bn_erm", "mlp_erm", "mlp_pgd_at", "pgd_at", "fgsm_rs_bn", "noisy_lenet")  # configs/bench/*.yaml
 
 
 def zoo(root: str, cache: Path) -> dict[str, tuple[nn.Module, str]]:
-    """name -> (trained model, "erm" or "robust", its key in ``EPS``); each network is trained
-    once and cached."""
+    """name -> (trained network, its key in ``EPS``: "erm" or "robust"): each network is trained
+    from ``configs/bench/<name>.yaml`` once and its weights cached under ``cache``; the masked
+    models wrap the ERM LeNet-5."""
     cache.mkdir(parents=True, exist_ok=True)
-    recipes = {  # architecture, defense, epochs, eps warm-up
-        "erm": (LeNet5, lambda m: RobustClassifier(m), 1, ()),
-        "pgd_at": (BatchNormCNN, lambda m: AdversarialTraining(m, PGD(eps=0.3, steps=10)), 4, (0.1, 0.2)),
-        "fgsm_rs_bn": (BatchNormCNN, lambda m: AdversarialTraining(
-            m, FGSM(eps=0.3, random_start=True)), 2, ()),
-        "bn_erm": (BatchNormCNN, lambda m: RobustClassifier(m), 1, ()),
-        "mlp_erm": (MLP, lambda m: RobustClassifier(m), 2, ()),
-        "mlp_pgd_at": (MLP, lambda m: AdversarialTraining(m, PGD(eps=0.1, steps=10)), 3, ()),
-        "noisy_lenet": (lambda: NoisyInput(10, LeNet5, sigma=0.3), lambda m: RobustClassifier(m), 2, ()),
-    }
     nets = {}
-    for name, (arch, defense, epochs, warmup) in recipes.items():
+    for name in ZOO:
         path = cache / f"{name}.pt"
-        net = arch()
+        cli = quiet_cli(str(CONFIGS / f"{name}.yaml"), [f"--data.init_args.root={root}"])
         if path.exists():
-            net.load_state_dict(torch.load(path, weights_only=True))
+            cli.model.model.load_state_dict(torch.load(path, weights_only=True))
         else:
             start = time.perf_counter()
-            train(defense(net), MNISTDataModule(root=root, batch_size=128), epochs, warmup=warmup)
-            torch.save(net.state_dict(), path)
+            cli.trainer.fit(cli.model, cli.datamodule)
+            torch.save(cli.model.model.state_dict(), path)
             print(f"trained {name} in {time.perf_counter() - start:.0f} s", flush=True)
-        nets[name] = net.eval()
-    return {
-        "erm": (nets["erm"], "erm"),
-        "bn_erm": (nets["bn_erm"], "erm"),
-        "mlp_erm": (nets["mlp_erm"], "erm"),
-        "mlp_pgd_at": (nets["mlp_pgd_at"], "erm"),
-        "pgd_at": (nets["pgd_at"], "robust"),
-        "fgsm_rs_bn": (nets["fgsm_rs_bn"], "robust"),
-        "quantized_erm": (InputQuantization(nets["erm"]).eval(), "erm"),
-        "scrambled_erm": (ScrambledGradient(nets["erm"], (1, 28, 28)).eval(), "erm"),
-        "noisy_lenet": (nets["noisy_lenet"], "erm"),  # randomized: only with --version rand
-    }
+        nets[name] = cli.model.model.eval()
+    kinds = {name: "robust" if name in ("pgd_at", "fgsm_rs_bn") else "erm" for name in ZOO}
+    models = {name: (nets[name], kinds[name]) for name in ZOO if name != "noisy_lenet"}
+    models["quantized_erm"] = (InputQuantization(nets["erm"]).eval(), "erm")
+    models["scrambled_erm"] = (ScrambledGradient(nets["erm"], (1, 28, 28)).eval(), "erm")
+    models["noisy_lenet"] = (nets["noisy_lenet"], "erm")  # randomized: only with --version rand
+    return models
 
 
 def main() -> None:
@@ -117,8 +93,7 @@ def main() -> None:
     models = zoo(args.root, Path(args.zoo))
     if args.export:
         for name in args.models or models:
-            traced = torch.jit.trace(models[name][0], torch.rand(2, 1, 28, 28))
-            torch.jit.save(traced, str(Path(args.zoo) / f"{name}.ts"))
+            export_torchscript(models[name][0], Path(args.zoo) / f"{name}.ts")
         return
     data = MNISTDataModule(root=args.root)
     x, y = data.split_tensors("test", args.samples)

@@ -16,25 +16,14 @@ import time
 
 import torch
 import torch.nn.functional as F
-from bench_attacks import plain_pgd  # noqa: E402  (scripts/ is on sys.path when run)
-from lightning.pytorch import Callback, Trainer
+from lightning.pytorch import Trainer
 
 from advlit.attacks import PGD
 from advlit.data import MNISTDataModule
 from advlit.data.root import data_root
 from advlit.defenses import AdversarialTraining
 from advlit.models import CWCNN, LeNet5
-
-
-class EpochTimer(Callback):
-    def __init__(self) -> None:
-        self.times: list[float] = []
-
-    def on_train_epoch_start(self, trainer, pl_module) -> None:
-        self.start = time.perf_counter()
-
-    def on_train_epoch_end(self, trainer, pl_module) -> None:
-        self.times.append(time.perf_counter() - self.start)
+from advlit.runs import EpochTimer, hand_written_pgd
 
 
 def make_model(name: str):
@@ -50,7 +39,7 @@ def plain_epoch(model, images, labels, batch: int, batches: int, eps: float, alp
         idx = order[i * batch:(i + 1) * batch]
         x, y = images[idx].float() / 255, labels[idx]
         model.eval()
-        x_adv = plain_pgd(model, x, y, eps, alpha, steps)
+        x_adv = hand_written_pgd(model, x, y, eps, alpha, steps)
         model.train()
         optimizer.zero_grad()
         F.cross_entropy(model(x_adv), y).backward()

@@ -12,45 +12,20 @@ network ([0, 1] images to logits, normalization inside) as TorchScript, for any 
 from __future__ import annotations
 
 import argparse
-import os
 import time
-from pathlib import Path
-
-import torch
 
 from advlit.attacks.peers import autoattack_robust
-from advlit.cli import build_cli
 from advlit.data.root import data_root
-from advlit.evaluation import SuiteResult, standard_suite
+from advlit.evaluation import standard_suite
+from advlit.runs import export_torchscript, quiet_cli
 
 
 def train(config: str, seed: int, root: str, overrides: list[str]):
-    """Build the config's trainer, model and data without loggers or validation and time ``fit``."""
-    cli = build_cli(["--config", config, f"--seed_everything={seed}", f"--data.init_args.root={root}",
-                     "--trainer.logger=false", "--trainer.limit_val_batches=0",
-                     "--trainer.enable_checkpointing=false", "--trainer.callbacks=[]",
-                     "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false", *overrides],
-                    run=False)
+    """Build the config's trainer, model and data quietly and time ``fit``."""
+    cli = quiet_cli(config, [f"--seed_everything={seed}", f"--data.init_args.root={root}", *overrides])
     start = time.perf_counter()
     cli.trainer.fit(cli.model, cli.datamodule)
     return cli.model.model, cli.datamodule, (time.perf_counter() - start) / 60
-
-
-def evaluate(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> SuiteResult:
-    """The standard suite at Linf 0.3 on every image, keyed by test-set index."""
-    suite = standard_suite(norm="linf", eps=0.3)
-    index = torch.arange(len(y), device=x.device)
-    return SuiteResult.cat([suite.run(net, xb, yb, index=ib) for xb, yb, ib in
-                            zip(x.split(batch_size), y.split(batch_size), index.split(batch_size))])
-
-
-def export(net: torch.nn.Module, path: str) -> None:
-    """TorchScript of the fp32 eval-mode network, written atomically."""
-    net = net.float().eval().cpu()
-    scripted = torch.jit.trace(net, torch.rand(2, 1, 28, 28))
-    tmp = Path(path).with_name(Path(path).name + ".tmp")
-    torch.jit.save(scripted, str(tmp))
-    os.replace(tmp, path)
 
 
 def main() -> None:
@@ -60,7 +35,7 @@ def main() -> None:
     parser.add_argument("--root", default=str(data_root()))
     parser.add_argument("--samples", type=int, default=10000, help="test images for the standard suite")
     parser.add_argument("--reference", type=int, default=1000, help="images for AutoAttack (0: skip)")
-    parser.add_argument("--batch-size", type=int, default=1000)
+    parser.add_argument("--batch-size", type=int, default=256, help="images per suite batch")
     parser.add_argument("--export", default=None, help="save the trained network as TorchScript here")
     parser.add_argument("overrides", nargs="*", help="extra config options, e.g. --trainer.max_epochs=1")
     args, extra = parser.parse_known_args()
@@ -70,7 +45,7 @@ def main() -> None:
     device = next(net.parameters()).device
     x, y = (t.to(device) for t in data.split_tensors("test", args.samples))
     start = time.perf_counter()
-    result = evaluate(net, x, y, args.batch_size)
+    result = standard_suite(norm="linf", eps=0.3, batch_size=args.batch_size).run(net, x, y)
     print(result.table())
     print(f"standard suite: {len(y)} images in {time.perf_counter() - start:.0f} s", flush=True)
     if args.reference:
@@ -82,7 +57,7 @@ def main() -> None:
         except ImportError as err:
             print(f"AutoAttack cross-check skipped: {err}")
     if args.export:
-        export(net, args.export)
+        export_torchscript(net, args.export)
         print(f"exported TorchScript to {args.export}")
     print(f"speedrun: train_minutes={minutes:.1f} clean={result.clean_accuracy:.4f} "
           f"robust={result.robust_accuracy:.4f}")

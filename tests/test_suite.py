@@ -8,6 +8,7 @@ from torch import nn
 
 from advlit.attacks import APGD, APGDT, FGSM, PDGD, PDPGD, PGD, CarliniWagnerL2, DeepFool, Square, WithinEps
 from advlit.evaluation import AttackSuite, SuiteResult, standard_suite
+from advlit.evaluation.keys import Key
 from advlit.models import ScrambledGradient
 from tests.conftest import accuracy
 
@@ -165,8 +166,8 @@ def test_standard_suite_on_a_plain_module_and_its_summary(trained_digits_cnn, di
     assert result.robust.dtype == torch.bool and result.robust.shape == (64,)
     assert 0 <= result.robust_accuracy < result.clean_accuracy
     metrics = result.metrics()
-    assert metrics["robust_acc/worst_linf/eps=0.1"] == pytest.approx(result.robust_accuracy)
-    assert metrics["grads_per_image/apgd_ce"] <= 25 and metrics["grads_per_image/apgd_ce"] > 0
+    assert metrics[Key("robust_acc", None, "linf", 0.1)] == pytest.approx(result.robust_accuracy)
+    assert 0 < metrics[Key("grads_per_image", "apgd_ce", "linf")] <= 25
     table = result.table()
     assert "apgd_t" in table and all(len(line) <= 80 for line in table.splitlines())
 
@@ -184,7 +185,7 @@ def test_standard_suite_has_a_min_norm_stage_on_the_points_standing(trained_digi
     stage = suite.attacks["min_norm"].attack
     steps = stage.steps * getattr(stage, "target_classes", 1)  # FAB-T: steps per target class
     assert 0 < result.backward["min_norm"] <= steps * standing < steps * int(result.correct.sum())
-    assert result.robust_accuracy <= result.metrics()[f"robust_acc/apgd_t/eps={eps:g}"] + 1e-9
+    assert result.robust_accuracy <= result.metrics()[Key("robust_acc", "apgd_t", norm, eps)] + 1e-9
 
 
 def test_within_eps_keeps_only_what_the_min_norm_attack_found_inside_the_ball(trained_digits_cnn, digits):

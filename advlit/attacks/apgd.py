@@ -7,11 +7,13 @@ that of the best point, projected exactly onto the L1 ball inside the box."""
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, fields
+from typing import Literal
 
 import torch
 from torch import nn
 
-from advlit.attacks.base import FixedBudgetAttack
+from advlit.attacks.base import FRACTION, OPEN_UNIT, FixedBudgetAttack
 from advlit.attacks.geometry import batch_view, clamp_to_box
 from advlit.attacks.losses import adversarial, attack_objective, other_classes_by_logit, targeted_dlr
 from advlit.attacks.randomness import SampleRNG
@@ -86,10 +88,11 @@ class APGD(FixedBudgetAttack):
     norms = ("linf", "l2", "l1")
     hooks = ("project", "steepest_ascent", "random_start")
     counts = ("steps", "restarts")
+    ranges = {"rho": OPEN_UNIT, "momentum": FRACTION}
 
     def __init__(self, *, norm: str = "linf", eps: float, steps: int = 100, restarts: int = 1,
-                 loss: str = "ce", rho: float = 0.75, momentum: float = 0.75, large_eps: bool = False,
-                 retry_above: float | None = None, **kwargs) -> None:
+                 loss: Literal["ce", "dlr", "margin"] = "ce", rho: float = 0.75, momentum: float = 0.75,
+                 large_eps: bool = False, retry_above: float | None = None, **kwargs) -> None:
         super().__init__(norm=norm, eps=eps, **kwargs)
         self.steps, self.restarts, self.loss, self.retry_above = steps, restarts, loss, retry_above
         self.rho, self.momentum, self.large_eps = rho, momentum, large_eps
@@ -114,9 +117,6 @@ class APGD(FixedBudgetAttack):
         if self.loss not in losses:
             raise ValueError(f"{type(self).__name__} loss must be one of {losses} "
                              f"(targeted={self.targeted}), got {self.loss!r}")
-        if not 0 < self.rho < 1 or not 0 < self.momentum <= 1:
-            raise ValueError(f"rho must be in (0, 1) and momentum in (0, 1], got {self.rho!r}, "
-                             f"{self.momentum!r}")
 
     # -- objective and success ----------------------------------------------------------
     def objective(self, logits: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
@@ -181,10 +181,9 @@ class APGD(FixedBudgetAttack):
         """One run of ``steps`` in the ``radius`` ball, from ``start`` projected onto it or from
         a random start. Returns (point, its loss, adversarial within eps?) per sample: the
         first such iterate where one was found, else the best-loss iterate."""
-        n = x.shape[0]
+        n, l1 = x.shape[0], self.norm == "l1"
         out, out_loss = x.clone(), torch.full((n,), -math.inf, device=x.device, dtype=x.dtype)
         success = torch.zeros(n, dtype=torch.bool, device=x.device)
-        alive = torch.arange(n, device=x.device)  # working set: samples not yet adversarial
 
         def evaluate(points, alive):
             points = points.detach().requires_grad_(True)
@@ -197,71 +196,130 @@ class APGD(FixedBudgetAttack):
                 broken &= self.geometry.measure(points.detach() - x[alive]) <= self.eps * (1 + 1e-5)
             return loss.detach(), grad, broken
 
-        l1, d = self.norm == "l1", x[0].numel()
-        x0 = x
-        if start is not None:
-            x_k = self.geometry.project_point(x0, start, radius)
-        elif l1:  # a sparse start: a Gaussian projected onto the L1 sphere inside the box
-            noise = rng.normal(stream, tuple(x0.shape[1:]), x0.dtype)
-            x_k = x0 + self.geometry.project_in_box(noise, x0, radius)
-        else:
-            x_k = clamp_to_box(x0 + self.geometry.random_start(rng, stream, x0, radius))
+        x_k = self._start(x, rng, stream, radius, start)
+        alive = torch.arange(n, device=x.device)  # working set: samples not yet adversarial
         loss, grad, adv = evaluate(x_k, alive)
-        x_prev = x_k
         eta0 = (1.0 if l1 else 2.0) * radius
         eta = torch.full((n,), eta0, device=x.device, dtype=x.dtype)
-        best_loss, x_best, grad_best = loss.clone(), x_k.clone(), grad.clone()
-        increases = torch.zeros(n, device=x.device, dtype=x.dtype)
-        loss_at_check, eta_reduced = best_loss.clone(), torch.zeros(n, dtype=torch.bool, device=x.device)
-        sparsity = torch.full((n,), 0.2, device=x.device, dtype=x.dtype)  # L1: fraction of coordinates
-        support = torch.full((n,), float(d), device=x.device, dtype=x.dtype)
+        state = _RunState(alive, x, x_k, x_k, grad, loss, eta, loss.clone(), x_k.clone(), grad.clone(),
+                          torch.zeros_like(loss))
         every = max(int(0.04 * steps), 1)
         marks = set(range(every, steps, every)) if l1 else set(checkpoints(steps))
-        last_mark = 0
+        schedule = _L1Schedule(state, eta0) if l1 else _HalvingSchedule(state, self.rho)
         for k in range(steps):
-            # record finished samples and drop them from the working set (one host sync)
-            if adv.any():
-                done = alive[adv]
-                out[done], out_loss[done], success[done] = x_k[adv], loss[adv], True
-                keep = ~adv
-                alive, x0, x_k, x_prev, grad, loss, eta = (
-                    t[keep] for t in (alive, x0, x_k, x_prev, grad, loss, eta))
-                best_loss, x_best, grad_best, increases, loss_at_check, eta_reduced, sparsity, support = (
-                    t[keep] for t in (best_loss, x_best, grad_best, increases, loss_at_check,
-                                      eta_reduced, sparsity, support))
-                if not alive.numel():
+            if adv.any():  # record finished samples and drop them from the working set (one host sync)
+                done = state.alive[adv]
+                out[done], out_loss[done], success[done] = state.x_k[adv], state.loss[adv], True
+                state.keep(~adv)
+                schedule.keep(~adv)
+                if not state.alive.numel():
                     break
             if k == steps - 1:
                 break
             alpha = 1.0 if k == 0 or l1 else self.momentum  # Croce & Hein 2021: none in L1
-            x_new = self._step(x0, x_k, x_prev, grad, eta, alpha, sparsity, radius)
-            new_loss, new_grad, adv = evaluate(x_new, alive)
-            increases += (new_loss > loss).to(x.dtype)
-            x_prev, x_k, loss, grad = x_k, x_new, new_loss, new_grad
-            improved = loss > best_loss
-            best_loss = torch.where(improved, loss, best_loss)
-            x_best = torch.where(batch_view(improved, x_k), x_k, x_best)
-            grad_best = torch.where(batch_view(improved, grad), grad, grad_best)
-            if k + 1 in marks and l1:
-                new_support = (x_best != x0).flatten(1).sum(dim=1).to(x.dtype)
-                reset = new_support < 0.95 * support
-                sparsity = new_support / d / 1.5
-                eta = torch.where(reset, eta0, eta / 1.5).clamp(eta0 / 10, eta0)
-                x_k = torch.where(batch_view(reset, x_k), x_best, x_k)
-                grad = torch.where(batch_view(reset, grad), grad_best, grad)
-                support = new_support
-            elif k + 1 in marks:
-                window = k + 1 - last_mark
-                stalled = ((increases < self.rho * window)
-                           | (~eta_reduced & (loss_at_check >= best_loss)))
-                eta = torch.where(stalled, eta / 2, eta)
-                x_k = torch.where(batch_view(stalled, x_k), x_best, x_k)
-                grad = torch.where(batch_view(stalled, grad), grad_best, grad)
-                increases.zero_()
-                loss_at_check, eta_reduced, last_mark = best_loss.clone(), stalled, k + 1
-        if alive.numel():
-            out[alive], out_loss[alive] = x_best, best_loss
+            x_new = self._step(state.x0, state.x_k, state.x_prev, state.grad, state.eta, alpha,
+                               schedule.sparsity, radius)
+            new_loss, new_grad, adv = evaluate(x_new, state.alive)
+            state.advance(x_new, new_loss, new_grad)
+            if k + 1 in marks:
+                schedule.checkpoint(state, k + 1)
+        if state.alive.numel():
+            out[state.alive], out_loss[state.alive] = state.x_best, state.best_loss
         return out, out_loss, success
+
+    def _start(self, x, rng, stream, radius, start):
+        """``start`` projected onto the ``radius`` ball, else a random start (in L1 a sparse one:
+        a Gaussian projected onto the L1 sphere inside the box)."""
+        if start is not None:
+            return self.geometry.project_point(x, start, radius)
+        if self.norm == "l1":
+            noise = rng.normal(stream, tuple(x.shape[1:]), x.dtype)
+            return x + self.geometry.project_in_box(noise, x, radius)
+        return clamp_to_box(x + self.geometry.random_start(rng, stream, x, radius))
+
+
+@dataclass
+class _RunState:
+    """Per-sample state of one APGD run over its working set (the points not yet adversarial):
+    dataset positions ``alive``, clean ``x0``, the iterate, the previous iterate, its gradient
+    and loss, the step size, and the best point so far with its loss and gradient."""
+
+    alive: torch.Tensor
+    x0: torch.Tensor
+    x_k: torch.Tensor
+    x_prev: torch.Tensor
+    grad: torch.Tensor
+    loss: torch.Tensor
+    eta: torch.Tensor
+    best_loss: torch.Tensor
+    x_best: torch.Tensor
+    grad_best: torch.Tensor
+    increases: torch.Tensor  # steps that increased the loss since the last checkpoint
+
+    def keep(self, mask: torch.Tensor) -> None:
+        """Drop the samples outside ``mask`` from the working set."""
+        for f in fields(self):
+            setattr(self, f.name, getattr(self, f.name)[mask])
+
+    def advance(self, x_new: torch.Tensor, loss: torch.Tensor, grad: torch.Tensor) -> None:
+        """Move to ``x_new`` and keep the best point so far."""
+        self.increases += (loss > self.loss).to(loss.dtype)
+        self.x_prev, self.x_k, self.loss, self.grad = self.x_k, x_new, loss, grad
+        improved = loss > self.best_loss
+        self.best_loss = torch.where(improved, loss, self.best_loss)
+        self.x_best = torch.where(batch_view(improved, x_new), x_new, self.x_best)
+        self.grad_best = torch.where(batch_view(improved, grad), grad, self.grad_best)
+
+    def back_to_best(self, where: torch.Tensor) -> None:
+        self.x_k = torch.where(batch_view(where, self.x_k), self.x_best, self.x_k)
+        self.grad = torch.where(batch_view(where, self.grad), self.grad_best, self.grad)
+
+
+class _HalvingSchedule:
+    """Linf/L2 step size (Croce & Hein 2020, Sec. 3.2): at a checkpoint eta halves and the
+    iterate returns to the best point if fewer than ``rho`` of the steps since the last one
+    increased the loss, or if neither eta nor the best loss changed since then."""
+
+    sparsity = None
+
+    def __init__(self, state: _RunState, rho: float) -> None:
+        self.rho, self.last_mark = rho, 0
+        self.loss_at_check = state.best_loss.clone()
+        self.eta_reduced = torch.zeros_like(state.loss, dtype=torch.bool)
+
+    def keep(self, mask: torch.Tensor) -> None:
+        self.loss_at_check, self.eta_reduced = self.loss_at_check[mask], self.eta_reduced[mask]
+
+    def checkpoint(self, state: _RunState, step: int) -> None:
+        window = step - self.last_mark
+        stalled = ((state.increases < self.rho * window)
+                   | (~self.eta_reduced & (self.loss_at_check >= state.best_loss)))
+        state.eta = torch.where(stalled, state.eta / 2, state.eta)
+        state.back_to_best(stalled)
+        state.increases.zero_()
+        self.loss_at_check, self.eta_reduced, self.last_mark = state.best_loss.clone(), stalled, step
+
+
+class _L1Schedule:
+    """L1 step size and sparsity (Croce & Hein 2021, Sec. 3): the step's sparsity follows the
+    best point's support, ||x_best - x||_0 / (1.5 d); eta returns to eps (and the iterate to
+    the best point) if that support shrank by over 5%, else divides by 1.5, down to eps / 10."""
+
+    def __init__(self, state: _RunState, eta0: float) -> None:
+        self.eta0 = eta0
+        self.sparsity = torch.full_like(state.loss, 0.2)  # fraction of coordinates per step
+        self.support = torch.full_like(state.loss, float(state.x0[0].numel()))
+
+    def keep(self, mask: torch.Tensor) -> None:
+        self.sparsity, self.support = self.sparsity[mask], self.support[mask]
+
+    def checkpoint(self, state: _RunState, step: int) -> None:
+        new_support = (state.x_best != state.x0).flatten(1).sum(dim=1).to(state.loss.dtype)
+        reset = new_support < 0.95 * self.support
+        self.sparsity = new_support / state.x0[0].numel() / 1.5
+        state.eta = torch.where(reset, self.eta0, state.eta / 1.5).clamp(self.eta0 / 10, self.eta0)
+        state.back_to_best(reset)
+        self.support = new_support
 
 
 class APGDT(APGD):

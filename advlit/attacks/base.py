@@ -11,7 +11,10 @@ from __future__ import annotations
 import contextlib
 import copy
 import functools
+import inspect
+import typing
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Literal
 
 import torch
@@ -74,6 +77,62 @@ def check_images(x: torch.Tensor, box: bool = True) -> None:
                          "mean/std normalization inside the model")
 
 
+@dataclass(frozen=True)
+class Range:
+    """The interval a real hyper-parameter must lie in: ``low``/``high`` (None: unbounded on
+    that side), ``bounds`` "()", "[)", "(]" or "[]" (open or closed ends); ``optional``: None
+    is allowed too (a default chosen by the attack)."""
+
+    low: float | None = None
+    high: float | None = None
+    bounds: str = "()"
+    optional: bool = False
+
+    def __str__(self) -> str:
+        if self.low is not None and self.high is not None:
+            text = f"in {self.bounds[0]}{self.low:g}, {self.high:g}{self.bounds[1]}"
+        elif self.low is not None:
+            text = f"{'>=' if self.bounds[0] == '[' else '>'} {self.low:g}"
+        else:
+            text = f"{'<=' if self.bounds[1] == ']' else '<'} {self.high:g}"
+        return text + (" or None" if self.optional else "")
+
+    def check(self, name: str, value) -> None:
+        if value is None and self.optional:
+            return
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
+        if ok and self.low is not None:
+            ok = value >= self.low if self.bounds[0] == "[" else value > self.low
+        if ok and self.high is not None:
+            ok = value <= self.high if self.bounds[1] == "]" else value < self.high
+        if not ok:
+            raise ValueError(f"{name} must be {self}, got {value!r}")
+
+
+POSITIVE = Range(0)
+NON_NEGATIVE = Range(0, bounds="[)")
+FRACTION = Range(0, 1, "(]")  # in (0, 1]
+OPEN_UNIT = Range(0, 1)  # in (0, 1)
+
+
+@functools.cache
+def literal_options(cls: type) -> dict[str, tuple]:
+    """The enumerated (``Literal``) constructor parameters of ``cls`` and its parents: name ->
+    allowed values (None among them where the annotation allows None)."""
+    options: dict[str, tuple] = {}
+    for klass in reversed(cls.__mro__):
+        init = vars(klass).get("__init__")
+        if init is None or klass is object:
+            continue
+        for name, hint in typing.get_type_hints(inspect.unwrap(init)).items():
+            args = [hint] if typing.get_origin(hint) is Literal else [
+                a for a in typing.get_args(hint) if typing.get_origin(a) is Literal or a is type(None)]
+            if any(typing.get_origin(a) is Literal for a in args):
+                options[name] = tuple(v for a in args for v in (typing.get_args(a) if a is not type(None)
+                                                              else (None,)))
+    return options
+
+
 class Attack:
     """Base class: validates the hyper-parameters once constructed and wraps :meth:`perturb`
     in the guard.
@@ -100,6 +159,7 @@ class Attack:
     stays_in_ball = True  # every point it queries is within its eps (the silent-success check)
     returns_search_end = True  # an unbroken point is where its search ended (the suite probes there)
     counts: tuple[str, ...] = ()  # hyper-parameters that must be integers >= 1 (with the parents')
+    ranges: dict[str, Range] = {}  # real hyper-parameters and their intervals (with the parents')
 
     def __init_subclass__(cls, **kwargs) -> None:
         super().__init_subclass__(**kwargs)
@@ -169,13 +229,16 @@ class Attack:
     def validate(self) -> None:
         """Check hyper-parameters; raise ValueError naming the bad value. Subclasses extend it
         (calling ``super().validate()``)."""
-        if self.model_mode not in ("eval", "train"):
-            raise ValueError(f"model_mode must be 'eval' or 'train', got {self.model_mode!r}")
+        for name, allowed in literal_options(type(self)).items():
+            if hasattr(self, name) and getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
         if self.targeted and not self.supports_targeted:
             raise ValueError(f"{type(self).__name__} has no targeted mode; use targeted: false")
         for cls in reversed(type(self).__mro__):
             for name in vars(cls).get("counts", ()):
                 check_positive_int(name, getattr(self, name))
+            for name, interval in vars(cls).get("ranges", {}).items():
+                interval.check(name, getattr(self, name))
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())

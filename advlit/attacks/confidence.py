@@ -8,7 +8,7 @@ import math
 import torch
 from torch import nn
 
-from advlit.attacks.base import MinNormAttack
+from advlit.attacks.base import OPEN_UNIT, POSITIVE, MinNormAttack, Range
 from advlit.attacks.geometry import TINY, batch_view, clamp_to_box
 from advlit.attacks.randomness import SampleRNG
 
@@ -33,20 +33,12 @@ class HighConfidenceAttack(MinNormAttack):
 
     norms = ("l2",)
     counts = ("steps",)
+    ranges = {"confidence": OPEN_UNIT, "step_clip": Range(0, optional=True), "slope": POSITIVE}
 
     def __init__(self, *, steps: int = 5, confidence: float = 0.95, step_clip: float | None = None,
                  slope: float = 1.0, **kwargs) -> None:
         super().__init__(norm="l2", **kwargs)
         self.steps, self.confidence, self.step_clip, self.slope = steps, confidence, step_clip, slope
-
-    def validate(self) -> None:
-        super().validate()
-        if not 0 < self.confidence < 1:
-            raise ValueError(f"confidence must be in (0, 1), got {self.confidence!r}")
-        if self.step_clip is not None and not self.step_clip > 0:
-            raise ValueError(f"step_clip must be > 0 or None, got {self.step_clip!r}")
-        if not self.slope > 0:
-            raise ValueError(f"slope must be > 0, got {self.slope!r}")
 
     def toward(self, model: nn.Module, x: torch.Tensor, target: torch.Tensor,
                confidence: torch.Tensor | float | None = None) -> torch.Tensor:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from advlit.attacks.base import MinNormAttack
+from advlit.attacks.base import NON_NEGATIVE, POSITIVE, MinNormAttack
 from advlit.attacks.geometry import batch_view
 from advlit.attacks.losses import signed_margin
 from advlit.attacks.randomness import SampleRNG
@@ -24,9 +24,27 @@ class CarliniWagnerL2(MinNormAttack):
 
     The paper's settings are steps=10000, learning_rate=0.01, initial_const=1e-3; with pixels
     at exactly 0 or 1 (tanh saturated) short runs need the larger default learning rate.
+
+    Parameters
+    ----------
+    steps : int, default 200
+        Adam iterations per binary-search round.
+    binary_search_steps : int, default 9
+        Rounds of the search over the constant c.
+    initial_const : float, default 1.0
+        c in the first round.
+    confidence : float, default 0.0
+        kappa: how far past the boundary the margin must go.
+    learning_rate : float, default 0.05
+        Adam's step size on w.
+    abort_early : bool, default True
+        Stop a sample's round once its loss stalls (see above).
+    **kwargs
+        ``targeted``, ``model_mode``, ``differentiable`` of :class:`~advlit.attacks.Attack`.
     """
 
     counts = ("steps", "binary_search_steps")
+    ranges = {"initial_const": POSITIVE, "confidence": NON_NEGATIVE, "learning_rate": POSITIVE}
 
     def __init__(self, *, steps: int = 200, binary_search_steps: int = 9,
                  initial_const: float = 1.0, confidence: float = 0.0,
@@ -35,15 +53,6 @@ class CarliniWagnerL2(MinNormAttack):
         self.steps, self.binary_search_steps = steps, binary_search_steps
         self.initial_const, self.confidence = initial_const, confidence
         self.learning_rate, self.abort_early = learning_rate, abort_early
-
-    def validate(self) -> None:
-        super().validate()
-        if not self.initial_const > 0:
-            raise ValueError(f"initial_const must be > 0, got {self.initial_const!r}")
-        if self.confidence < 0:
-            raise ValueError(f"confidence must be >= 0, got {self.confidence!r}")
-        if not self.learning_rate > 0:
-            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate!r}")
 
     def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, rng: SampleRNG) -> torch.Tensor:
         n = x.shape[0]

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from advlit.attacks.base import MinNormAttack
+from advlit.attacks.base import FRACTION, OPEN_UNIT, POSITIVE, MinNormAttack
 from advlit.attacks.fmn import cosine
 from advlit.attacks.geometry import batch_view, box_blocked, clamp_to_box, normalize_l2
 from advlit.attacks.randomness import SampleRNG
@@ -30,22 +30,13 @@ class DDN(MinNormAttack):
 
     norms = ("l2",)
     counts = ("steps",)
+    ranges = {"init_eps": POSITIVE, "step_size": POSITIVE, "final_fraction": FRACTION, "gamma": OPEN_UNIT}
 
     def __init__(self, *, norm: str = "l2", steps: int = 100, init_eps: float = 1.0, step_size: float = 1.0,
                  final_fraction: float = 0.01, gamma: float = 0.05, refine_steps: int = 10, **kwargs) -> None:
         super().__init__(norm=norm, **kwargs)
         self.steps, self.init_eps, self.step_size = steps, init_eps, step_size
         self.final_fraction, self.gamma, self.refine_steps = final_fraction, gamma, refine_steps
-
-    def validate(self) -> None:
-        super().validate()
-        for name in ("init_eps", "step_size"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
-        if not 0 < self.final_fraction <= 1:
-            raise ValueError(f"final_fraction must be in (0, 1], got {self.final_fraction!r}")
-        if not 0 < self.gamma < 1:
-            raise ValueError(f"gamma must be in (0, 1), got {self.gamma!r}")
 
     def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, rng: SampleRNG) -> torch.Tensor:
         n = x.shape[0]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from advlit.attacks.base import MinNormAttack
+from advlit.attacks.base import NON_NEGATIVE, MinNormAttack, Range
 from advlit.attacks.geometry import TINY, batch_view, clamp_to_box
 from advlit.attacks.norms import get_norm
 from advlit.attacks.randomness import SampleRNG
@@ -20,12 +20,30 @@ class DeepFool(MinNormAttack):
     (1 + overshoot) and clipped to [0, 1]. Each iteration costs one forward and ``candidates``
     backward passes over the samples not yet adversarial: every ``check_every`` steps (one host
     sync) finished samples leave the working batch, and the loop ends when none is left.
+
+    Parameters
+    ----------
+    norm : {"l2", "linf"}, default "l2"
+        The norm whose smallest perturbation is sought.
+    steps : int, default 50
+        Iterations at most.
+    overshoot : float, default 0.02
+        The final perturbation is scaled by 1 + overshoot.
+    step_clip : float, optional
+        Bound on each iteration's step norm (None: no bound).
+    candidates : int, default 10
+        How many of the most likely other classes are linearized per step.
+    check_every : int, default 5
+        Steps between the removals of finished samples (one host sync each).
+    **kwargs
+        ``model_mode``, ``differentiable`` of :class:`~advlit.attacks.Attack`.
     """
 
     norms = ("l2", "linf")
     hooks = ("project", "steepest_ascent")
     supports_targeted = False
     counts = ("steps", "candidates", "check_every")
+    ranges = {"overshoot": NON_NEGATIVE, "step_clip": Range(0, optional=True)}
 
     def __init__(self, *, norm: str = "l2", steps: int = 50, overshoot: float = 0.02,
                  step_clip: float | None = None, candidates: int = 10, check_every: int = 5,
@@ -33,13 +51,6 @@ class DeepFool(MinNormAttack):
         super().__init__(norm=norm, **kwargs)
         self.steps, self.overshoot, self.step_clip = steps, overshoot, step_clip
         self.candidates, self.check_every = candidates, check_every
-
-    def validate(self) -> None:
-        super().validate()
-        if self.overshoot < 0:
-            raise ValueError(f"overshoot must be >= 0, got {self.overshoot!r}")
-        if self.step_clip is not None and not self.step_clip > 0:
-            raise ValueError(f"step_clip must be > 0 or None, got {self.step_clip!r}")
 
     def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, rng: SampleRNG) -> torch.Tensor:
         best = x.clone()

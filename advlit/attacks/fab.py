@@ -9,7 +9,7 @@ import math
 import torch
 from torch import nn
 
-from advlit.attacks.base import MinNormAttack
+from advlit.attacks.base import OPEN_UNIT, MinNormAttack, Range
 from advlit.attacks.geometry import batch_view, clamp_to_box
 from advlit.attacks.losses import other_classes_by_logit
 from advlit.attacks.randomness import SampleRNG
@@ -63,20 +63,13 @@ class FABT(MinNormAttack):
     norms = ("linf", "l2", "l1")
     supports_targeted = False  # its targets are internal; y is always the true label
     counts = ("steps", "target_classes")
+    ranges = {"eta": Range(1, bounds="[)"), "beta": OPEN_UNIT, "alpha_max": OPEN_UNIT}
 
     def __init__(self, *, norm: str = "linf", steps: int = 100, target_classes: int = 9, eta: float = 1.05,
                  beta: float = 0.9, alpha_max: float = 0.1, refine_steps: int = 10, **kwargs) -> None:
         super().__init__(norm=norm, **kwargs)
         self.steps, self.target_classes, self.refine_steps = steps, target_classes, refine_steps
         self.eta, self.beta, self.alpha_max = eta, beta, alpha_max
-
-    def validate(self) -> None:
-        super().validate()
-        if not self.eta >= 1:
-            raise ValueError(f"eta must be >= 1 (the overshoot past the boundary), got {self.eta!r}")
-        for name in ("beta", "alpha_max"):
-            if not 0 < getattr(self, name) < 1:
-                raise ValueError(f"{name} must be in (0, 1), got {getattr(self, name)!r}")
 
     def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, rng: SampleRNG) -> torch.Tensor:
         with torch.no_grad():

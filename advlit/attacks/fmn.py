@@ -8,7 +8,7 @@ import math
 import torch
 from torch import nn
 
-from advlit.attacks.base import MinNormAttack
+from advlit.attacks.base import FRACTION, MinNormAttack, Range
 from advlit.attacks.geometry import TINY, batch_view, box_blocked, normalize_l2
 from advlit.attacks.losses import signed_margin
 from advlit.attacks.norms import get_norm
@@ -47,6 +47,8 @@ class FMN(MinNormAttack):
     norms = ("linf", "l2", "l1", "l0")
     hooks = ("project",)
     counts = ("steps",)
+    ranges = {"step_size": Range(0, optional=True), "final_fraction": FRACTION,  # None: DEFAULTS[norm]
+              "gamma": Range(0, 1, optional=True)}
 
     def __init__(self, *, norm: str = "l2", steps: int = 100, step_size: float | None = None,
                  final_fraction: float = 0.01, gamma: float | None = None, refine_steps: int = 10,
@@ -54,17 +56,6 @@ class FMN(MinNormAttack):
         super().__init__(norm=norm, **kwargs)
         self.steps, self.step_size, self.final_fraction = steps, step_size, final_fraction
         self.gamma, self.refine_steps = gamma, refine_steps
-
-    def validate(self) -> None:
-        super().validate()
-        if self.step_size is not None and not self.step_size > 0:
-            raise ValueError(f"step_size must be > 0 or None ({DEFAULTS[self.norm][0]} in {self.norm}), "
-                             f"got {self.step_size!r}")
-        if not 0 < self.final_fraction <= 1:
-            raise ValueError(f"final_fraction must be in (0, 1], got {self.final_fraction!r}")
-        if self.gamma is not None and not 0 < self.gamma < 1:
-            raise ValueError(f"gamma must be in (0, 1) or None ({DEFAULTS[self.norm][1]} in {self.norm}), "
-                             f"got {self.gamma!r}")
 
     @property
     def alpha(self) -> float:

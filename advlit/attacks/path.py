@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from advlit.attacks.base import NormAttack
+from advlit.attacks.base import POSITIVE, NormAttack
 from advlit.attacks.geometry import batch_view, clamp_to_box
 from advlit.attacks.randomness import SampleRNG
 from advlit.checkpoints import load_network
@@ -34,6 +34,7 @@ class PathAttack(NormAttack):
 
     hooks = ("steepest_ascent",)
     counts = ("steps",)
+    ranges = {"step_size": POSITIVE}
 
     def __init__(self, *, steps: int = 100, step_size: float = 0.05, norm: str = "l2",
                  clamp: bool = False, **kwargs) -> None:
@@ -44,11 +45,6 @@ class PathAttack(NormAttack):
     def boxed(self) -> bool:
         """Inputs must be images in [0, 1] only when the path is clamped to that box."""
         return self.clamp
-
-    def validate(self) -> None:
-        super().validate()
-        if not self.step_size > 0:
-            raise ValueError(f"step_size must be > 0, got {self.step_size!r}")
 
     def walk(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
              record: bool = False) -> tuple[torch.Tensor, AdversarialPath]:

@@ -20,12 +20,13 @@ linear, lr: 0.1, dual_init: 1, random_init: 0`` give the thesis's Algorithm 2 as
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from advlit.attacks.base import MinNormAttack
+from advlit.attacks.base import FRACTION, POSITIVE, MinNormAttack, Range
 from advlit.attacks.geometry import batch_view, clamp_to_box, normalize_l2
 from advlit.attacks.losses import signed_margin
 from advlit.attacks.randomness import SampleRNG
@@ -41,11 +42,14 @@ class PDGD(MinNormAttack):
 
     norms = ("l2",)
     counts = ("steps", "restarts")
+    ranges = {"lr": POSITIVE, "dual_lr": POSITIVE, "dual_init": POSITIVE, "lr_final": FRACTION,
+              "dual_ema": Range(0, 1, "[)"), "random_init": Range(0, bounds="[)")}
 
     def __init__(self, *, norm: str = "l2", steps: int = 500, lr: float = 1.0,
                  lr_final: float = 0.01, dual_lr: float = 0.1, dual_init: float = 10.0,
                  dual_ema: float = 0.9, restarts: int = 1, random_init: float = 0.5,
-                 surrogate: str = "softplus", lr_schedule: str = "exponential", refine_steps: int = 10,
+                 surrogate: Literal["softplus", "hinge"] = "softplus",
+                 lr_schedule: Literal["exponential", "linear"] = "exponential", refine_steps: int = 10,
                  **kwargs) -> None:
         super().__init__(norm=norm, **kwargs)
         self.surrogate, self.lr_schedule = surrogate, lr_schedule
@@ -53,22 +57,6 @@ class PDGD(MinNormAttack):
         self.refine_steps = refine_steps
         self.dual_lr, self.dual_init, self.dual_ema = dual_lr, dual_init, dual_ema
         self.restarts, self.random_init = restarts, random_init
-
-    def validate(self) -> None:
-        super().validate()
-        for name in ("lr", "dual_lr", "dual_init"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
-        if not 0 < self.lr_final <= 1:
-            raise ValueError(f"lr_final must be in (0, 1], got {self.lr_final!r}")
-        if not 0 <= self.dual_ema < 1:
-            raise ValueError(f"dual_ema must be in [0, 1), got {self.dual_ema!r}")
-        if self.random_init < 0:
-            raise ValueError(f"random_init must be >= 0, got {self.random_init!r}")
-        if self.surrogate not in SURROGATES:
-            raise ValueError(f"surrogate must be one of {tuple(SURROGATES)}, got {self.surrogate!r}")
-        if self.lr_schedule not in ("linear", "exponential"):
-            raise ValueError(f"lr_schedule must be 'linear' or 'exponential', got {self.lr_schedule!r}")
 
     # -- primal step: Adam on the Lagrangian ------------------------------------------
     @staticmethod
@@ -140,25 +128,24 @@ class PDPGD(PDGD):
     """Primal-dual proximal gradient descent (thesis Algorithm 3) for ``norm`` in linf, l2,
     l1, l0 and group_l0 (pixels changed in any channel): a gradient step on the surrogate,
     then the proximal operator of the norm (:meth:`primal_step`). ``preconditioner``
-    defaults to ``adam`` for linf and ``none`` for the others, which measured best for each."""
+    ``auto`` (the default) is ``adam`` for linf and ``none`` for the others, which measured best
+    for each."""
 
     norms = None  # any norm with a proximal operator
     hooks = ("prox",)
 
-    def __init__(self, *, norm: str = "linf", preconditioner: str | None = None, **kwargs) -> None:
+    def __init__(self, *, norm: str = "linf", preconditioner: Literal["auto", "adam", "none"] = "auto",
+                 **kwargs) -> None:
         super().__init__(norm=norm, **kwargs)
         self.preconditioner = preconditioner
 
-    def validate(self) -> None:
-        super().validate()
-        if self.preconditioner not in (None, "adam", "none"):
-            raise ValueError(f"preconditioner must be 'adam' or 'none', got {self.preconditioner!r}")
-
     @property
     def step_rule(self) -> str:
-        """The preconditioner in effect: the given one, else ``adam`` for linf, ``none`` otherwise
-        (derived, so that ``replace(norm=...)`` follows the new norm)."""
-        return self.preconditioner or ("adam" if self.norm == "linf" else "none")
+        """The preconditioner in effect: the given one, or for ``auto`` ``adam`` in linf and
+        ``none`` otherwise (derived, so that ``replace(norm=...)`` follows the new norm)."""
+        if self.preconditioner != "auto":
+            return self.preconditioner
+        return "adam" if self.norm == "linf" else "none"
 
     def primal_step(self, state: dict, r, grad_cls, w_norm, w_cls, lr: float, step: int):
         """Proximal gradient on w_n ||r|| + w_c surrogate with step eta: r_half = r - eta w_c g,

@@ -5,13 +5,14 @@ random starts and restarts."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Literal
 
 import torch
 from torch import nn
 
-from advlit.attacks.base import FixedBudgetAttack
+from advlit.attacks.base import FRACTION, FixedBudgetAttack, Range
 from advlit.attacks.geometry import batch_view, clamp_to_box
-from advlit.attacks.losses import LOSSES, attack_objective
+from advlit.attacks.losses import attack_objective
 from advlit.attacks.randomness import SampleRNG
 
 Objective = Callable[[torch.Tensor], torch.Tensor]  # points -> per-sample loss to maximize
@@ -22,16 +23,39 @@ class PGD(FixedBudgetAttack):
     the norm's steepest-ascent direction of the loss (sign for Linf, normalized gradient for
     L2, sign on the top ``l1_sparsity`` fraction of coordinates for L1, skipping pixels already
     at the box boundary; :mod:`advlit.attacks.norms`); in L1 the projection onto ball ∩ box is
-    exact (Croce & Hein 2021). A K-step attack costs exactly K forward+backward passes; with ``restarts`` > 1 each restart adds one forward pass to pick,
-    per sample, the worst case (misclassified first, then the higher loss).
+    exact (Croce & Hein 2021). A K-step attack costs exactly K forward+backward passes; with
+    ``restarts`` > 1 each restart adds one forward pass to pick, per sample, the worst case
+    (misclassified first, then the higher loss).
+
+    Parameters
+    ----------
+    norm : {"linf", "l2", "l1"} or another registered norm, default "linf"
+        The threat model's norm (:mod:`advlit.attacks.norms`).
+    eps : float
+        The budget, in [0, 1] pixel scale (e.g. 0.3 or 8/255 in Linf).
+    steps : int, default 10
+        Gradient steps per restart.
+    step_size : float, optional
+        Length of each step in the norm (default 2.5 * eps / steps).
+    random_start : bool, default True
+        Start from a uniform point of the ball (else from x).
+    restarts : int, default 1
+        Independent runs; the worst case per sample is kept.
+    loss : {"ce", "margin", "dlr"}, default "ce"
+        The objective: cross-entropy, the logit margin or the DLR loss (Croce & Hein 2020).
+    l1_sparsity : float, default 0.01
+        In L1, the fraction of coordinates each step moves.
+    **kwargs
+        ``targeted``, ``model_mode``, ``differentiable`` of :class:`~advlit.attacks.Attack`.
     """
 
     hooks = ("project", "steepest_ascent", "random_start")
     counts = ("steps", "restarts")
+    ranges = {"step_size": Range(0, optional=True), "l1_sparsity": FRACTION}  # step_size None: 2.5 eps/steps
 
     def __init__(self, *, norm: str = "linf", eps: float, steps: int = 10,
                  step_size: float | None = None, random_start: bool = True, restarts: int = 1,
-                 loss: str = "ce", l1_sparsity: float = 0.01, **kwargs) -> None:
+                 loss: Literal["ce", "margin", "dlr"] = "ce", l1_sparsity: float = 0.01, **kwargs) -> None:
         super().__init__(norm=norm, eps=eps, **kwargs)
         self.l1_sparsity = l1_sparsity
         self.steps = steps
@@ -39,15 +63,6 @@ class PGD(FixedBudgetAttack):
         self.random_start = random_start
         self.restarts = restarts
         self.loss = loss
-
-    def validate(self) -> None:
-        super().validate()
-        if self.step_size is not None and not self.step_size > 0:
-            raise ValueError(f"step_size must be > 0 (or None for 2.5*eps/steps), got {self.step_size!r}")
-        if self.loss not in LOSSES:
-            raise ValueError(f"unknown loss {self.loss!r}; use one of {LOSSES}")
-        if not 0 < self.l1_sparsity <= 1:
-            raise ValueError(f"l1_sparsity must be in (0, 1], got {self.l1_sparsity!r}")
 
     @property
     def alpha(self) -> float:
@@ -108,6 +123,18 @@ class FGSM(PGD):
     With ``random_start=True`` it is the "fast adversarial training" attack of Wong et al.
     (2020): a uniform start in the ball, one step of ``step_size`` (default 1.25 * eps),
     then projection back onto the ball.
+
+    Parameters
+    ----------
+    eps : float
+        The budget, in [0, 1] pixel scale.
+    random_start : bool, default False
+        FGSM-RS: start from a uniform point of the ball.
+    step_size : float, optional
+        The step (default eps, or 1.25 * eps from a random start).
+    **kwargs
+        ``norm``, ``loss`` and ``l1_sparsity`` of :class:`PGD`; ``targeted``, ``model_mode``,
+        ``differentiable`` of :class:`~advlit.attacks.Attack`.
     """
 
     single_step = True

@@ -7,7 +7,7 @@ import math
 import torch
 from torch import nn
 
-from advlit.attacks.base import FixedBudgetAttack
+from advlit.attacks.base import FixedBudgetAttack, Range
 from advlit.attacks.geometry import batch_view, clamp_to_box
 from advlit.attacks.losses import signed_margin
 from advlit.attacks.norms import lp_norm, project_l1_in_box
@@ -66,11 +66,27 @@ class Square(FixedBudgetAttack):
     Costs ``queries`` forward passes per sample at most and no backward pass; a sample stops
     as soon as it is adversarial. Randomness is per sample (``rng``), one stream per block of
     64 queries.
+
+    Parameters
+    ----------
+    norm : {"linf", "l2", "l1"}, default "linf"
+        The threat model's norm.
+    eps : float
+        The budget, in [0, 1] pixel scale.
+    queries : int, default 5000
+        Forward passes per sample at most (the start counts as one).
+    p_init : float, optional
+        Initial fraction of the image a square covers (default 0.8, AutoAttack's).
+    rescale_schedule : bool, optional
+        Rescale p's halving schedule to ``queries`` (default: in Linf only).
+    **kwargs
+        ``targeted``, ``model_mode``, ``differentiable`` of :class:`~advlit.attacks.Attack`.
     """
 
     gradient_free = True
     norms = ("linf", "l2", "l1")
     counts = ("queries",)
+    ranges = {"p_init": Range(0, 1, "(]", optional=True)}
 
     def __init__(self, *, norm: str = "linf", eps: float, queries: int = 5000, p_init: float | None = None,
                  rescale_schedule: bool | None = None, **kwargs) -> None:
@@ -78,11 +94,6 @@ class Square(FixedBudgetAttack):
         self.queries = queries
         self.p_init = p_init
         self.rescale_schedule = rescale_schedule
-
-    def validate(self) -> None:
-        super().validate()
-        if self.p_init is not None and not 0 < self.p_init <= 1:
-            raise ValueError(f"p_init must be in (0, 1] or None, got {self.p_init!r}")
 
     @property
     def p(self) -> float:

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from advlit.attacks.base import FixedBudgetAttack
+from advlit.attacks.base import POSITIVE, FixedBudgetAttack
 from advlit.attacks.geometry import clamp_to_box, normalize_l2
 from advlit.attacks.randomness import SampleRNG
 
@@ -22,15 +22,11 @@ class VirtualAdversarial(FixedBudgetAttack):
     norms = ("l2",)
     supports_targeted = False
     counts = ("power_iterations",)
+    ranges = {"xi": POSITIVE}
 
     def __init__(self, *, eps: float = 2.0, xi: float = 1e-6, power_iterations: int = 1, **kwargs) -> None:
         super().__init__(norm="l2", eps=eps, **kwargs)
         self.xi, self.power_iterations = xi, power_iterations
-
-    def validate(self) -> None:
-        super().validate()
-        if not self.xi > 0:
-            raise ValueError(f"xi must be > 0, got {self.xi!r}")
 
     def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, rng: SampleRNG) -> torch.Tensor:
         with torch.no_grad():

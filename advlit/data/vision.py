@@ -28,13 +28,36 @@ class ImageDataModule(LightningDataModule):
     Subclasses implement :meth:`load` returning ``(train_x, train_y, test_x, test_y)``.
     ``classes`` keeps a subset of labels, renumbered 0..k-1 in the order given (e.g. [0, 1]
     for MNIST 0-vs-1); ``train_size`` keeps a seeded subset of the training split (for
-    memorization studies). ``num_classes`` is linked into the model by the CLI.
+    memorization studies). ``num_classes`` is linked into the model by the CLI. This is the one
+    constructor: a dataset changes only its own defaults, by keyword, and passes the rest on as
+    ``**kwargs`` (LightningCLI follows them, so ``--help`` lists every argument).
+
+    Parameters
+    ----------
+    root : str, optional
+        The data folder (default ``$ADVLIT_DATA``, else ``./data``; :func:`~advlit.data.root.data_root`).
+    batch_size : int, default 128
+        Training batch size.
+    eval_batch_size : int, optional
+        Validation and test batch size (default ``batch_size``).
+    val_size : int, default 0
+        Training images held out for validation, chosen by ``seed``.
+    seed : int, default 0
+        Seeds the validation split, the training subset and the shuffling.
+    download : bool, default False
+        Fetch missing files first (needs network access and torchvision).
+    num_workers : int, default 0
+        DataLoader worker processes.
+    classes : list of int, optional
+        Keep these labels only, renumbered 0..k-1 in the order given.
+    train_size : int, optional
+        Keep a seeded subset of this many training images.
     """
 
     num_classes: int = 10
     input_shape: tuple[int, int, int] = (1, 28, 28)
 
-    def __init__(self, root: str | None = None, batch_size: int = 128,
+    def __init__(self, *, root: str | None = None, batch_size: int = 128,
                  eval_batch_size: int | None = None, val_size: int = 0, seed: int = 0,
                  download: bool = False, num_workers: int = 0,
                  classes: list[int] | None = None, train_size: int | None = None) -> None:
@@ -171,12 +194,8 @@ class _IdxDataModule(ImageDataModule):
     files = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
              "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 
-    def __init__(self, root: str | None = None, batch_size: int = 128,
-                 eval_batch_size: int | None = None, val_size: int = 10000, seed: int = 0,
-                 download: bool = False, num_workers: int = 0,
-                 classes: list[int] | None = None, train_size: int | None = None) -> None:
-        super().__init__(root, batch_size, eval_batch_size, val_size, seed, download, num_workers,
-                         classes, train_size)
+    def __init__(self, *, val_size: int = 10000, **kwargs) -> None:
+        super().__init__(val_size=val_size, **kwargs)
 
     def fetch(self) -> None:
         getattr(_torchvision_datasets(), self.folder)(str(self.root), download=True)
@@ -212,13 +231,9 @@ class CIFAR10DataModule(ImageDataModule):
 
     input_shape = (3, 32, 32)
 
-    def __init__(self, root: str | None = None, batch_size: int = 128,
-                 eval_batch_size: int | None = None, val_size: int = 5000, seed: int = 0,
-                 download: bool = False, num_workers: int = 0, augment_padding: int = 4,
-                 augment_flip: bool = True, classes: list[int] | None = None,
-                 train_size: int | None = None) -> None:
-        super().__init__(root, batch_size, eval_batch_size, val_size, seed, download, num_workers,
-                         classes, train_size)
+    def __init__(self, *, val_size: int = 5000, augment_padding: int = 4, augment_flip: bool = True,
+                 **kwargs) -> None:
+        super().__init__(val_size=val_size, **kwargs)
         self.augment_padding = augment_padding
         self.augment_flip = augment_flip
 
@@ -252,11 +267,11 @@ class DigitsDataModule(ImageDataModule):
 
     input_shape = (1, 8, 8)
 
-    def __init__(self, batch_size: int = 64, eval_batch_size: int | None = None,
-                 val_size: int = 180, seed: int = 0, num_workers: int = 0,
-                 classes: list[int] | None = None, train_size: int | None = None) -> None:
-        super().__init__("data", batch_size, eval_batch_size, val_size, seed, False, num_workers,
-                         classes, train_size)
+    def __init__(self, *, batch_size: int = 64, val_size: int = 180, eval_batch_size: int | None = None,
+                 seed: int = 0, num_workers: int = 0, classes: list[int] | None = None,
+                 train_size: int | None = None) -> None:
+        super().__init__(root="data", batch_size=batch_size, eval_batch_size=eval_batch_size, val_size=val_size,
+                         seed=seed, num_workers=num_workers, classes=classes, train_size=train_size)
 
     def load(self):
         from sklearn.datasets import load_digits

@@ -23,6 +23,21 @@ class AdversarialTraining(RobustClassifier):
     restored either way. ``eps_warmup_epochs`` ramps the attack's ``eps`` (and an explicit
     ``step_size``) linearly from 0 to its value over that many epochs, step by step (the
     eps curriculum that lets a small network learn at MNIST Linf 0.3).
+
+    Parameters
+    ----------
+    model : nn.Module
+        The network.
+    attack : Attack
+        Generates the training examples (e.g. ``PGD(eps=0.3, steps=10)``; Madry et al. 2018).
+    natural_ratio : float, default 0.0
+        Probability, in [0, 1], that a batch is trained clean.
+    clean_weight : float, default 0.0
+        alpha in [0, 1): weight of the clean loss in every batch.
+    eps_warmup_epochs : float, default 0.0
+        Epochs over which eps ramps up linearly from 0 (0: none).
+    **kwargs
+        The optimizer, scheduler and speed options of :class:`RobustClassifier`.
     """
 
     def __init__(self, model: nn.Module, attack: Attack, natural_ratio: float = 0.0,

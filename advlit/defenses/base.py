@@ -27,6 +27,14 @@ def _plain(value: Any) -> bool:
     return value is None or isinstance(value, (str, int, float, bool))
 
 
+def output_classes(model: nn.Module, input_shape) -> int:
+    """The number of outputs of ``model`` on one blank image of ``input_shape``, leaving the RNG
+    and every module's state as they were."""
+    device = next(iter(model.parameters()), torch.zeros(())).device
+    with torch.no_grad(), torch.random.fork_rng(devices=[]), model_state_guard(model, "eval", freeze=False):
+        return model(torch.zeros(1, *input_shape, device=device)).shape[-1]
+
+
 class RobustClassifier(LightningModule):
     """Empirical risk minimization with cross-entropy around a plain ``nn.Module`` classifier.
 
@@ -45,6 +53,21 @@ class RobustClassifier(LightningModule):
     the defense's ``load_from_checkpoint(path)`` (e.g. ``AdversarialTraining``'s) rebuilds it
     with its network and attack (the checkpoint still loads with ``weights_only=True``). Built
     in Python, only plain values are kept: pass the objects again (``model=...``).
+
+    Parameters
+    ----------
+    model : nn.Module
+        The network: [0, 1] images to logits, normalization inside.
+    optimizer : callable, default torch.optim.Adam
+        Builds the optimizer from the parameters (``class_path``/``init_args`` in YAML).
+    scheduler : callable, optional
+        Builds a learning-rate scheduler from the optimizer.
+    scheduler_interval : {"epoch", "step"}, default "epoch"
+        When the scheduler steps.
+    channels_last : bool, default False
+        NHWC weights and inputs.
+    compile : bool or str, default False
+        ``torch.compile`` the network (True or a backend name).
     """
 
     def __init__(self, model: nn.Module, optimizer: OptimizerCallable = torch.optim.Adam,
@@ -75,9 +98,7 @@ class RobustClassifier(LightningModule):
         num_classes, shape = getattr(data, "num_classes", None), getattr(data, "input_shape", None)
         if num_classes is None or shape is None:
             return
-        with (torch.no_grad(), torch.random.fork_rng(devices=[]),
-              model_state_guard(self.model, "eval", freeze=False)):
-            outputs = self.model(torch.zeros(1, *shape, device=self.device)).shape[-1]
+        outputs = output_classes(self.model, shape)
         if outputs != num_classes:
             raise ValueError(f"the network outputs {outputs} classes but the data has {num_classes}; set "
                              f"the model's num_classes to {num_classes} (the CLI links it from the data "

@@ -13,8 +13,8 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 
 from advlit.attacks.confidence import HighConfidenceAttack
-from advlit.defenses.base import RobustClassifier
-from advlit.images import log_images
+from advlit.defenses.base import RobustClassifier, output_classes
+from advlit.images import confidence_grid, log_images
 from advlit.models.critic import Critic
 
 
@@ -76,10 +76,10 @@ class AdversaryCritic(RobustClassifier):
                 raise ValueError(f"{name} must be >= 0, got {value!r}")
         if not 0 <= confidence_momentum < 1:
             raise ValueError(f"confidence_momentum must be in [0, 1), got {confidence_momentum!r}")
-        heads = [m for m in model.modules() if isinstance(m, nn.Linear)]
-        if heads and heads[-1].out_features != critic.num_classes:
-            raise ValueError(f"the critic has {critic.num_classes} outputs but the classifier "
-                             f"{heads[-1].out_features}; set critic num_classes to match")
+        outputs = output_classes(model, critic.input_shape)
+        if outputs != critic.num_classes:
+            raise ValueError(f"the critic has {critic.num_classes} outputs but the classifier {outputs}; "
+                             f"set the critic's num_classes to {outputs}")
         self.critic, self.attack = critic, attack
         self.adv_weight, self.cycle_weight, self.gradient_penalty = adv_weight, cycle_weight, gradient_penalty
         self.target, self.pretrain_epochs = target, pretrain_epochs
@@ -195,22 +195,3 @@ class AdversaryCritic(RobustClassifier):
         if grid is not None:
             log_images(loggers, "test/confidence_grid", [grid],
                        ["rows: source class, columns: target class (95% confidence)"])
-
-
-def confidence_grid(model: nn.Module, x: torch.Tensor, y: torch.Tensor, k: int,
-                    confidence: float = 0.95, steps: int = 50) -> torch.Tensor | None:
-    """A (C, k*H, k*W) image: row i is the first image of class i attacked to every target j
-    at ``confidence`` (the diagonal is the original), thesis Figure 4.2; None if a class is
-    missing from the batch."""
-    first = [(y == c).nonzero() for c in range(k)]
-    if any(len(f) == 0 for f in first):
-        return None
-    sources = x[torch.cat([f[0] for f in first])]
-    attack = HighConfidenceAttack(steps=steps, confidence=confidence, targeted=True, step_clip=0.5)
-    rows = []
-    for i in range(k):
-        images = sources[i].expand(k, *sources.shape[1:]).clone()
-        adv = attack(model, images, torch.arange(k, device=x.device))
-        adv[i] = sources[i]
-        rows.append(torch.cat(list(adv), dim=2))
-    return torch.cat(rows, dim=1)

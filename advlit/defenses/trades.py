@@ -12,7 +12,19 @@ from advlit.defenses.base import RobustClassifier
 
 class TRADES(RobustClassifier):
     """The TRADES objective (eq. 5 of the paper) with the KL-maximizing PGD ``attack``
-    (Linf or L2; generated on the eval-mode model, as the reference code does)."""
+    (Linf or L2; generated on the eval-mode model, as the reference code does).
+
+    Parameters
+    ----------
+    model : nn.Module
+        The network.
+    attack : KLPGD
+        Maximizes KL(f(x) || f(x')) in the ball (e.g. ``KLPGD(eps=0.3, steps=40)``).
+    beta : float, default 6.0
+        Weight of the KL term (the paper's 1 / lambda), >= 0.
+    **kwargs
+        The optimizer, scheduler and speed options of :class:`RobustClassifier`.
+    """
 
     def __init__(self, model: nn.Module, attack: KLPGD, beta: float = 6.0, **kwargs) -> None:
         super().__init__(model, **kwargs)

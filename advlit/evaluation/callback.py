@@ -1,42 +1,31 @@
 """RobustnessEvaluation: a thin Lightning adapter over the evaluation engine
-(:class:`~advlit.evaluation.suite.AttackSuite`): which samples, torchmetrics reduction,
-logging, W&B media and the summary table."""
+(:class:`~advlit.evaluation.suite.AttackSuite`): which samples, gathering the per-sample
+results of every process, logging, W&B media and the summary table."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.loggers import WandbLogger
-from lightning.pytorch.utilities import rank_zero_only, rank_zero_warn
+from lightning.pytorch.utilities import rank_zero_warn
 from torch.utils.data import DistributedSampler, RandomSampler
-from torchmetrics import MeanMetric, SumMetric
 
-from advlit.attacks import Attack, MinNormAttack
-from advlit.evaluation.checks import (
-    CHECKS,
-    FLAGS_GUIDE,
-    INDICATORS,
-    curve_checks,
-    explain_by_randomness,
-    indicator_flags,
-)
+import advlit.attacks
+from advlit.attacks import Attack
+from advlit.evaluation.checks import FLAGS_GUIDE
 from advlit.evaluation.media import log_wandb_media
-from advlit.evaluation.metrics import RadiusStatistics
+from advlit.evaluation.result import SuiteResult
 from advlit.evaluation.standard import standard_suite
 from advlit.evaluation.suite import AttackSuite
 
 
-@dataclass
-class _StageState:
-    means: dict[str, MeanMetric] = field(default_factory=dict)
-    sums: dict[str, SumMetric] = field(default_factory=dict)
-    radii: dict[str, RadiusStatistics] = field(default_factory=dict)
-    examples: dict[str, tuple] = field(default_factory=dict)
-    flags: dict[str, str] = field(default_factory=dict)
-    first_batch: bool = True
+def targetable_attacks() -> list[str]:
+    """The attack classes of :mod:`advlit.attacks` with a targeted mode."""
+    return [name for name in advlit.attacks.__all__
+            if isinstance(cls := getattr(advlit.attacks, name), type) and issubclass(cls, Attack)
+            and cls.supports_targeted and "perturb" in vars(cls)]
 
 
 class RobustnessEvaluation(Callback):
@@ -98,6 +87,12 @@ class RobustnessEvaluation(Callback):
         A progress bar over the attacks of each batch.
     tag : str, default ""
         Appended to the metric names (a second suite beside an experiment's own).
+    results_dir : str, optional
+        Resumable evaluation: every evaluated batch's per-sample results are kept in this folder
+        and a rerun of the same evaluation (suite, model weights, data) loads them instead of
+        attacking again (:mod:`advlit.evaluation.resume`).
+    threads : int, optional
+        On CPU, torch's intra-op threads while the attacks run (default: torch's setting).
     """
 
     def __init__(self, attacks: dict[str, Attack] | None = None, standard: dict[str, Any] | None = None,
@@ -105,7 +100,8 @@ class RobustnessEvaluation(Callback):
                  every_n_val_epochs: int = 0, max_samples: int | None = None, cascade: bool | None = None,
                  eot_samples: int = 1, sanity_checks: bool = True, log_examples: int = 16,
                  source_class: int | None = None, target_class: int | None = None, seed: int = 0,
-                 progress: bool = False, tag: str = "") -> None:
+                 progress: bool = False, tag: str = "", results_dir: str | None = None,
+                 threads: int | None = None) -> None:
         attacks = dict(attacks or {})
         eps_grid = dict(eps_grid or {})
         if standard is not None:  # after the configured attacks, at its own eps unless gridded
@@ -124,18 +120,19 @@ class RobustnessEvaluation(Callback):
             untargetable = [n for n, a in attacks.items() if not a.supports_targeted]
             if untargetable:
                 raise ValueError(f"target_class needs attacks with a targeted mode; {untargetable} "
-                                 "have none (use PGD, APGD, FGSM, Square, CarliniWagnerL2, PDGD or PDPGD)")
+                                 f"have none (use one of {', '.join(targetable_attacks())})")
         cascade = standard is not None if cascade is None else cascade
         self.suite = AttackSuite(attacks, eps_grid, cascade=cascade, seed=seed, eot_samples=eot_samples,
-                                 checks=sanity_checks, progress=progress)
+                                 checks=sanity_checks, progress=progress, results_dir=results_dir,
+                                 threads=threads)
         self.on_test, self.every_n_val_epochs = on_test, every_n_val_epochs
-        self.max_samples, self.log_examples = max_samples, log_examples
-        self.eot_samples, self.sanity_checks = eot_samples, sanity_checks
+        self.max_samples, self.log_examples, self.sanity_checks = max_samples, log_examples, sanity_checks
         self.tag = tag + (f"_eot{eot_samples}" if eot_samples > 1 else "")
         self.source_class, self.target_class = source_class, target_class
-        self.states: dict[str, _StageState] = {}
-        self.flags: dict[str, str] = {}  # honesty-check messages of the last finished stage
-        self.results: dict[str, float] = {}
+        self.batches: dict[str, list[SuiteResult]] = {}  # per stage, this process's results so far
+        self.result: SuiteResult | None = None  # of the last finished stage, every process's samples
+        self.flags: dict[str, str] = {}  # its honesty-check messages
+        self.results: dict[str, float] = {}  # metric name -> value, as logged
 
     # -- when ---------------------------------------------------------------------------
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
@@ -168,20 +165,10 @@ class RobustnessEvaluation(Callback):
         limit = size if self.max_samples is None else min(size, self.max_samples)
         return index, index < limit
 
-    # -- metrics ------------------------------------------------------------------------
-    def _mean(self, state: _StageState, key: str, device) -> MeanMetric:
-        if key not in state.means:
-            state.means[key] = MeanMetric().to(device)
-        return state.means[key]
-
-    def _sum(self, state: _StageState, key: str, device) -> SumMetric:
-        if key not in state.sums:
-            state.sums[key] = SumMetric().to(device)
-        return state.sums[key]
-
+    # -- evaluation -----------------------------------------------------------------------
     def _update(self, trainer: Trainer, pl_module: LightningModule, batch, stage: str,
                 batch_idx: int, dataloader_idx: int) -> None:
-        state = self.states.setdefault(stage, _StageState())
+        batches = self.batches.setdefault(stage, [])
         x, y = batch
         index, keep = self._index(trainer, stage, batch_idx, dataloader_idx, x.shape[0], x.device)
         if self.source_class is not None:
@@ -189,157 +176,47 @@ class RobustnessEvaluation(Callback):
         if not keep.any():
             return
         x, y, index = x[keep], y[keep], index[keep]
+        first = not batches
+        wandb = any(isinstance(logger, WandbLogger) for logger in trainer.loggers)
         # the model-probing checks cost a few attacks: once per test, never during training;
         # the attacks run under the trainer's precision (autocast), as the training step does
         with trainer.precision_plugin.forward_context():
             result = self.suite.run(pl_module, x, y, index=index, target=self.target_class,
-                                    checks=self.sanity_checks and state.first_batch and stage == "test")
-        for key, values in result.per_sample(f"{stage}/", self.tag).items():
-            self._mean(state, key, x.device).update(values)
-        for name in result.order:
-            self._sum(state, f"{stage}/grads/{name}{self.tag}", x.device).update(result.backward[name])
-            self._sum(state, f"{stage}/forwards/{name}{self.tag}", x.device).update(result.forward[name])
-            self._sum(state, f"{stage}/seconds/{name}{self.tag}", x.device).update(result.seconds[name])
-        self._sum(state, f"{stage}/images", x.device).update(x.shape[0])
-        for name, radius in result.radius.items():
-            key = name + self.tag
-            if key not in state.radii:
-                state.radii[key] = RadiusStatistics(result.grids[name]).to(x.device)
-            state.radii[key].update(radius, result.relative[name])
-        state.flags.update({k: v for k, v in result.flags.items() if k not in INDICATORS})
-        if state.first_batch:
-            state.first_batch = False
-            self._examples(trainer, pl_module, state, x, y, index)
+                                    checks=self.sanity_checks and first and stage == "test",
+                                    examples=self.log_examples if first and wandb else 0)
+        batches.append(result.to("cpu"))
 
-    def _examples(self, trainer, pl_module, state: _StageState, x, y, index) -> None:
-        """Adversarial examples of each attack on the first batch, for the W&B grid."""
-        if self.log_examples <= 0 or not trainer.is_global_zero or not any(
-                isinstance(logger, WandbLogger) for logger in trainer.loggers):
-            return
-        k = self.log_examples
-        goal = y[:k] if self.target_class is None else torch.full_like(y[:k], self.target_class)
-        for name, attack in self.suite.attacks.items():
-            if not isinstance(attack, MinNormAttack):
-                attack = attack.replace(eps=max(self.suite.grid(name)))
-            if self.target_class is not None:
-                attack = attack.replace(targeted=True)
-            x_adv = attack(pl_module, x[:k], goal, index=index[:k], seed=self.suite.seed)
-            with torch.no_grad():
-                pred = pl_module(x_adv).argmax(dim=1)
-            state.examples[name + self.tag] = (x_adv, pred, y[:k])
+    def _gather(self, trainer: Trainer, stage: str) -> SuiteResult | None:
+        """Every process's results, in dataset order: exactly one process's result on all of them."""
+        local = self.batches.pop(stage, [])
+        parts = [SuiteResult.cat(local)] if local else []
+        if trainer.world_size > 1 and torch.distributed.is_available() and torch.distributed.is_initialized():
+            gathered: list[list[SuiteResult]] = [[] for _ in range(trainer.world_size)]
+            torch.distributed.all_gather_object(gathered, parts)
+            parts = [part for rank in gathered for part in rank]
+        if not parts:
+            return None
+        result = SuiteResult.cat(parts)
+        return result.select(result.index.argsort())
 
-    # -- reduction and reporting ----------------------------------------------------------
     def _finish(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        state = self.states.pop(stage, None)
-        if state is None:
+        result = self._gather(trainer, stage)
+        if result is None:
             return
-        values: dict[str, float] = {}
-        for key, metric in state.means.items():
-            values[key] = float(metric.compute())  # synchronizes across processes
-        sums = {key: float(metric.compute()) for key, metric in state.sums.items()}
-        images = max(1.0, sums.pop(f"{stage}/images", 1.0))
-        for key, total in sums.items():
-            kind, _, name = key.partition("/")[2].partition("/")
-            values[f"{stage}/{kind if kind == 'seconds' else kind + '_per_image'}/{name}"] = (
-                total if kind == "seconds" else total / images)
-        radii_values: dict[str, torch.Tensor] = {}
-        unbounded: dict[str, float] = {}
-        for name, metric in state.radii.items():
-            for key, value in metric.compute().items():
-                prefix, _, rest = key.partition("/")
-                if prefix == "robust_acc":
-                    continue  # already logged from the per-sample results
-                values[f"{stage}/{prefix}/{name}"] = value
-            radius = torch.as_tensor(metric.radius.compute()).flatten()
-            radii_values[name] = radius
-            unbounded[name] = radius.isinf().float().mean().item()
-        flags = dict(state.flags)
-        flags.update(indicator_flags(values))
-        if self.sanity_checks:
-            flags.update(self._curve_flags(values, unbounded))
-        flags = explain_by_randomness(flags)
-        # every process logs every flag (0 or 1), reduced with max: the same keys everywhere
-        for name in CHECKS:
-            values[f"{stage}/sanity/{name}{self.tag}"] = float(name in flags)
-        for key, value in values.items():
-            reduce = "max" if "/sanity/" in key else "mean"
-            pl_module.log(key, value, sync_dist=True, reduce_fx=reduce)
-        self.results.update(values)
-        self.flags = flags
-
-        rows = []
-        for key, value in values.items():
-            parts = key.split("/")
-            if parts[1] == "robust_acc":
-                name = parts[2].removesuffix(self.tag)
-                norm = self.suite.attacks[name].norm if name in self.suite.attacks else name[6:]
-                rows.append([parts[2], norm, float(parts[-1][4:]), value])
+        metrics = result.metrics()
+        values = {}
+        for key, value in metrics.items():  # the same on every process
+            values[name := key.name(f"{stage}/", self.tag)] = value
+            pl_module.log(name, value, sync_dist=True, reduce_fx="max" if key.metric == "sanity" else "mean")
+        self.result, self.flags, self.results = result, result.flags, {**self.results, **values}
         if trainer.is_global_zero:
-            for message in flags.values():
+            for message in self.flags.values():
                 rank_zero_warn(f"RobustnessEvaluation sanity check: {message} (see {FLAGS_GUIDE})")
-            log_wandb_media(trainer.loggers, stage, rows, state.examples, radii_values, self.tag, flags,
-                            FLAGS_GUIDE)
-        if stage == "test":
-            self.print_table(stage)
-
-    def _curve_flags(self, values: dict[str, float], unbounded: dict[str, float]) -> dict[str, str]:
-        """Curve checks on per-attack numbers (cumulative in a cascade, so only without it)."""
-        curves: dict[str, dict[float, float]] = {}
-        for key, value in values.items():
-            parts = key.split("/")
-            if parts[1] == "robust_acc" and not parts[2].startswith("worst_"):
-                curves.setdefault(parts[2].removesuffix(self.tag), {})[float(parts[-1][4:])] = value
-        attacks = self.suite.attacks
-        if self.suite.cascade:
-            curves = {n: c for n, c in curves.items() if isinstance(attacks[n], MinNormAttack)}
-        single = {n for n in curves if attacks[n].single_step and not self.suite.cascade}
-        return curve_checks(curves, single, {n: attacks[n].norm for n in curves},
-                            {n.removesuffix(self.tag): v for n, v in unbounded.items()})
-
-    @rank_zero_only
-    def print_table(self, stage: str) -> None:
-        """One table per norm: robust accuracy per attack (rows) and eps (columns), the cost
-        per attack, min-norm statistics where there are any; then the flags."""
-        from rich.console import Console
-        from rich.table import Table
-
-        results = {k.removeprefix(f"{stage}/"): v for k, v in self.results.items()
-                   if k.startswith(f"{stage}/")}
-        clean = results.get(f"clean_acc{self.tag}", float("nan"))
-        console = Console()
-        names = [n + self.tag for n in self.suite.attacks]
-        norms = dict.fromkeys(a.norm for a in self.suite.attacks.values())
-        for norm in norms:
-            rows = [n for n, a in zip(names, self.suite.attacks.values()) if a.norm == norm]
-            rows.append(f"worst_{norm}{self.tag}")
-            grid = sorted({float(k.rpartition("eps=")[2]) for k in results
-                           if k.startswith("robust_acc/") and k.split("/")[1] in rows})
-            stats = [c for c in ("median_norm", "rho_adv") if any(f"{c}/{r}" in results for r in rows)]
-            table = Table(title=f"{stage} robustness, {norm}{self.tag} (clean accuracy {clean:.4f})")
-            table.add_column("attack")
-            for eps in grid:
-                table.add_column(f"{norm} {eps:g}", justify="right")
-            for column in stats + ["grads/img", "s"]:
-                table.add_column(column, justify="right")
-            for name in rows:
-                cells = [results.get(f"robust_acc/{name}/eps={eps:g}") for eps in grid]
-                extra = [results.get(f"{c}/{name}") for c in stats]
-                cost = [results.get(f"grads_per_image/{name}"), results.get(f"seconds/{name}")]
-                table.add_row(name, *(f"{v:.4f}" if v is not None else "" for v in cells + extra),
-                              *(f"{v:.0f}" if v is not None else "" for v in cost[:1]),
-                              *(f"{v:.1f}" if v is not None else "" for v in cost[1:]))
-            console.print(table)
-        if self.suite.cascade:
-            console.print("cascade: each row is robust against that attack and every one above it")
-        if f"deployed/robust_acc{self.tag}" in results:
-            console.print(f"randomized model: the tables show the EOT-averaged classifier the attacks "
-                          f"used; the deployed model ({self.suite.eot_samples} single passes per image) "
-                          f"has expected clean accuracy {results[f'deployed/clean_acc{self.tag}']:.4f} "
-                          f"and robust accuracy {results[f'deployed/robust_acc{self.tag}']:.4f}")
-        for message in self.flags.values():
-            console.print(f"[yellow]sanity check:[/yellow] {message}")
-        if self.flags:
-            console.print(f"what each flag means and what to do next: {FLAGS_GUIDE}")
+            rows = [[key.subject + self.tag, key.norm, key.eps, value] for key, value in metrics.items()
+                    if key.metric == "robust_acc"]
+            log_wandb_media(trainer.loggers, stage, rows, result, self.tag, FLAGS_GUIDE)
+        if stage == "test" and trainer.is_global_zero:
+            print(result.table(f"{stage} robustness{self.tag}"))
 
     # -- Lightning hooks ----------------------------------------------------------------
     def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):

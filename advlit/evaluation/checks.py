@@ -1,11 +1,23 @@
 """Honesty checks on an evaluation, reported as named flags: gradient masking (Athalye et al.
 2018; Carlini et al. 2019), the AutoAttack sanity checks (Croce & Hein 2020) and indicators
-of attack failure (Pintor et al. 2022). Each check returns a message when it fires; every flag
-is in ``CHECKS`` and explained in ``docs/flags.md``."""
+of attack failure (Pintor et al. 2022).
+
+Every check is one :class:`Check` in :data:`CHECKS`, the only list the engine
+(:class:`~advlit.evaluation.result.SuiteResult`), the callback and the flags guide
+(``docs/flags.md``, tested against it) read. A check runs at one of three moments:
+
+- ``probe``: once, on the model and the first 32 images of the first batch
+  (``run(ProbeContext) -> detail or None``);
+- ``sample``: per sample, on every image (``run(SuiteResult) -> bool tensor``), firing when the
+  share of flagged points exceeds ``threshold``;
+- ``result``: on the whole result (``run(SuiteResult) -> detail or None``).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
 
 import torch
 import torch.nn.functional as F
@@ -15,43 +27,31 @@ from torch.overrides import TorchFunctionMode
 from advlit.attacks.base import FixedBudgetAttack, model_state_guard
 from advlit.attacks.norms import get_norm
 
+if TYPE_CHECKING:
+    from advlit.evaluation.result import SuiteResult
+
 FLAGS_GUIDE = "docs/flags.md"  # what each flag measures, its threshold, its paper and what to do next
+PROBE_IMAGES = 32
 
-CHECKS = {
-    "robust_acc_increases_with_eps": "robust accuracy rises with eps for an attack: the attack "
-                                     "fails at larger budgets (masked gradients or too few steps)",
-    "unbounded_attack_not_zero": "an unbounded (min-norm) attack leaves points unbroken: "
-                                 "robust accuracy at infinite budget should be ~0%",
-    "single_step_stronger": "a single-step attack beats an iterative one of the same norm and eps",
-    "zero_or_nonfinite_gradients": "some input gradients are zero or non-finite (shattered or "
-                                   "saturated gradients)",
-    "randomized_model": "the model gives different logits for the same input in eval mode, so "
-                        "these numbers (without EOT) are unreliable: randomness can fake "
-                        "robustness; evaluate with standard_suite(version='rand') or eot_samples >= 8",
-    "nonfinite_logits": "the model returned non-finite logits; those points count as not robust",
-    "black_box_beats_white_box": "a gradient-free attack broke points that every gradient attack "
-                                 "left standing: the gradients are likely masked, so gradient-only "
-                                 "numbers would overstate robustness",
-    "silent_success": "an attack passed through an adversarial point but returned a point that is "
-                      "not adversarial (the attack lost a success; Pintor et al. 2022)",
-    "incomplete_optimization": "a few more gradient steps from an attack's final points break some "
-                               "of them: the attack stopped before converging (Pintor et al. 2022); "
-                               "for a deliberately short attack (e.g. PGD-10) this is a true "
-                               "statement about the attack, not about the model",
-    "unconstrained_attack_failure": "a gradient attack with an unbounded budget leaves points "
-                                    "unbroken, which only masked gradients explain (Pintor et al. 2022)",
-    "probability_outputs": "the model's outputs are probabilities (every row non-negative and "
-                           "summing to 1), not logits: the cross-entropy of the attacks saturates; "
-                           "return the logits (Croce & Hein 2020, AutoAttack's checks)",
-    "optimization_in_forward": "the model runs backward passes or changes its own parameters or "
-                               "buffers inside its forward pass (a dynamic defense): fixed-model "
-                               "attacks may be insufficient; attack the defense adaptively",
-}
 
-INDICATORS = ("nonfinite_logits", "silent_success", "black_box_beats_white_box")  # per-sample
-EXPLAINED_BY_RANDOMNESS = ("silent_success", "incomplete_optimization", "unconstrained_attack_failure")
-_CONSEQUENCES = "; consequences of the randomness, not separate findings: "
-BLACK_BOX_TOLERANCE = 0.002  # share of points; a few stragglers are normal for any suite
+@dataclass(frozen=True)
+class Check:
+    """One honesty check. ``accuses``: ``model`` (its gradients or outputs make gradient attacks
+    unreliable; must never fire on a plain or adversarially trained network) or ``attack`` (the
+    attack or budget was too weak). ``explained_by_randomness``: on a randomized model the flag
+    is reported as a consequence of the randomness, not as a finding of its own."""
+
+    name: str
+    when: Literal["probe", "sample", "result"]
+    accuses: Literal["model", "attack"]
+    message: str
+    paper: str
+    run: Callable
+    threshold: float = 0.0
+    explained_by_randomness: bool = False
+
+    def flag(self, detail: str) -> str:
+        return f"{self.message} ({detail})" if detail else self.message
 
 
 @dataclass
@@ -65,36 +65,46 @@ class Probe:
     x_adv: torch.Tensor
 
 
-def gradient_check(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> str | None:
-    with torch.inference_mode(False), torch.enable_grad(), model_state_guard(model):
-        x, y = x.detach().clone().requires_grad_(True), y.clone()
-        (grad,) = torch.autograd.grad(F.cross_entropy(model(x), y, reduction="sum"), x)
-    flat = grad.flatten(1)
-    bad = (~flat.isfinite().all(dim=1)) | (flat.abs().sum(dim=1) == 0)
-    if bad.any():
-        return f"{CHECKS['zero_or_nonfinite_gradients']} ({bad.float().mean().item():.1%} of a batch)"
-    return None
+@dataclass
+class ProbeContext:
+    """What a model probe sees: ``model`` as attacked (an EOT wrapper on a randomized model),
+    ``raw`` the user's model, the first images ``x`` with their attack goals, the ``probe``
+    of the last gradient attack (or None) and whether the evaluation is ``targeted``."""
+
+    model: nn.Module
+    raw: nn.Module
+    x: torch.Tensor
+    goal: torch.Tensor
+    probe: Probe | None
+    targeted: bool
+
+    @property
+    def eot(self) -> bool:
+        return self.raw is not self.model
 
 
+# -- model probes -------------------------------------------------------------------------
 def same_outputs(a: torch.Tensor, b: torch.Tensor) -> bool:
     """Equal where finite, with NaN in the same positions (NaN never equals itself)."""
     nan_a, nan_b = a.isnan(), b.isnan()
     return torch.equal(nan_a, nan_b) and torch.equal(a[~nan_a], b[~nan_b])
 
 
-def randomness_check(model: nn.Module, x: torch.Tensor) -> str | None:
-    with torch.no_grad(), model_state_guard(model, freeze=False):
-        differs = not same_outputs(model(x), model(x))
-    return CHECKS["randomized_model"] if differs else None
+def randomness(ctx: ProbeContext) -> str | None:
+    with torch.no_grad(), model_state_guard(ctx.raw, freeze=False):
+        differs = not same_outputs(ctx.raw(ctx.x), ctx.raw(ctx.x))
+    if not differs:
+        return None
+    return "this suite attacks it through EOT and reports the deployed model" if ctx.eot else ""
 
 
-def probability_check(model: nn.Module, x: torch.Tensor, tolerance: float = 1e-5) -> str | None:
+def probability_outputs(ctx: ProbeContext, tolerance: float = 1e-5) -> str | None:
     """AutoAttack's output-range check: every finite row non-negative and summing to 1."""
-    with torch.no_grad(), model_state_guard(model, freeze=False):
-        out = model(x)
+    with torch.no_grad(), model_state_guard(ctx.raw, freeze=False):
+        out = ctx.raw(ctx.x)
     out = out[out.isfinite().all(dim=1)]
     if out.numel() and (out >= -tolerance).all() and ((out.sum(dim=1) - 1).abs() <= tolerance).all():
-        return CHECKS["probability_outputs"]
+        return ""
     return None
 
 
@@ -113,108 +123,46 @@ class _BackwardSpy(TorchFunctionMode):
         return func(*args, **(kwargs or {}))
 
 
-def optimization_check(model: nn.Module, x: torch.Tensor) -> str | None:
+def optimization_in_forward(ctx: ProbeContext) -> str | None:
     """Does one eval-mode forward pass start a backward pass or change a parameter or buffer?"""
+    model = ctx.raw
     with model_state_guard(model, freeze=False):
         before = [t.detach().clone() for t in model.state_dict().values() if isinstance(t, torch.Tensor)]
         with torch.no_grad(), _BackwardSpy() as spy:
-            model(x)
+            model(ctx.x)
         after = [t for t in model.state_dict().values() if isinstance(t, torch.Tensor)]
         changed = len(before) != len(after) or any(not same_outputs(a, b) for a, b in zip(before, after))
     if spy.calls or changed:
-        what = f"{spy.calls} backward call(s)" if spy.calls else "a parameter or buffer changed"
-        return f"{CHECKS['optimization_in_forward']} ({what} in one forward pass)"
+        return f"{spy.calls} backward call(s) in one forward pass" if spy.calls else \
+            "a parameter or buffer changed in one forward pass"
     return None
 
 
-def explain_by_randomness(flags: dict[str, str]) -> dict[str, str]:
-    """On a randomized model (the randomness check fired) the flags that randomness alone
-    explains become part of the ``randomized_model`` flag instead of separate findings."""
-    explained = [k for k in EXPLAINED_BY_RANDOMNESS if k in flags]
-    if "randomized_model" not in flags or not explained:
-        return flags
-    out = {k: v for k, v in flags.items() if k not in explained}
-    head, _, before = out["randomized_model"].partition(_CONSEQUENCES)
-    names = dict.fromkeys([*filter(None, before.split(", ")), *explained])
-    out["randomized_model"] = head + _CONSEQUENCES + ", ".join(names)
-    return out
+def bad_gradient_share(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    """Share of images whose input gradient of the cross-entropy is all zero or not finite."""
+    with torch.inference_mode(False), torch.enable_grad(), model_state_guard(model):
+        x, y = x.detach().clone().requires_grad_(True), y.clone()
+        (grad,) = torch.autograd.grad(F.cross_entropy(model(x), y, reduction="sum"), x)
+    flat = grad.flatten(1)
+    return ((~flat.isfinite().all(dim=1)) | (flat.abs().sum(dim=1) == 0)).float().mean().item()
 
 
-def curve_checks(results: dict[str, dict[float, float]], single_step: set[str],
-                 norms: dict[str, str], unbounded: dict[str, float]) -> dict[str, str]:
-    """``results[name][eps]`` = robust accuracy; ``single_step`` names single-step attacks;
-    ``norms[name]`` = norm; ``unbounded[name]`` = robust accuracy at infinite budget."""
-    flags: dict[str, str] = {}
-    for name, curve in results.items():
-        values = [curve[e] for e in sorted(curve)]
-        if any(b > a + 1e-9 for a, b in zip(values, values[1:])):
-            flags["robust_acc_increases_with_eps"] = f"{CHECKS['robust_acc_increases_with_eps']} ({name})"
-    for name, acc in unbounded.items():
-        if acc > 0.01:
-            flags["unbounded_attack_not_zero"] = f"{CHECKS['unbounded_attack_not_zero']} ({name}: {acc:.1%})"
-    for weak in single_step:
-        for strong, curve in results.items():
-            if strong in single_step or strong in unbounded or norms[strong] != norms[weak]:
-                continue
-            for eps, acc in results[weak].items():
-                if eps in curve and acc < curve[eps] - 1e-9:
-                    flags["single_step_stronger"] = (f"{CHECKS['single_step_stronger']} "
-                                                     f"({weak} < {strong} at eps={eps:g})")
-    return flags
+def zero_or_nonfinite_gradients(ctx: ProbeContext) -> str | None:
+    if ctx.targeted:
+        return None
+    points = [(ctx.x, ctx.goal)] + ([(ctx.probe.x_adv, ctx.probe.goal)] if ctx.probe is not None else [])
+    shares = [bad_gradient_share(ctx.model, px, py) for px, py in points]
+    worst = max(shares)
+    return f"{worst:.1%} of a batch" if worst > 0 else None
 
 
-def indicator_flags(metrics: dict[str, float]) -> dict[str, str]:
-    """Flags from the per-sample indicators of :meth:`SuiteResult.per_sample`, already
-    reduced to means (so they hold for any number of batches and processes)."""
-    flags = {}
-    for key, value in metrics.items():
-        name = key.rpartition("indicator/")[2]
-        if "indicator/" not in key or name not in INDICATORS:
-            continue
-        threshold = BLACK_BOX_TOLERANCE if name == "black_box_beats_white_box" else 0.0
-        if value > threshold:
-            flags[name] = f"{CHECKS[name]} ({value:.2%} of points)"
-    return flags
-
-
-def run_checks(model: nn.Module, x: torch.Tensor, goal: torch.Tensor, probe: Probe | None,
-               targeted: bool, raw: nn.Module | None = None) -> dict[str, str]:
-    """Checks that need the model: randomness, output range, optimization in the forward pass
-    (on ``raw``, the user's model, when ``model`` is its EOT wrapper), gradients at clean and
-    adversarial points, and, on the ``probe`` (points the last gradient attack left standing),
-    incomplete optimization and unconstrained failure in that attack's own norm and eps."""
-    flags: dict[str, str] = {}
-    head = slice(0, 32)
-    eot = raw is not None
-    for name, check in (("randomized_model", randomness_check), ("probability_outputs", probability_check),
-                        ("optimization_in_forward", optimization_check)):
-        if message := check(raw if eot else model, x[head]):
-            flags[name] = message
-    if eot and "randomized_model" in flags:
-        flags["randomized_model"] = "the model is randomized, and this suite attacks it through EOT"
-    points = [(x[head], goal[head])] + ([(probe.x_adv, probe.goal)] if probe is not None else [])
-    for px, py in points:
-        if not targeted and (message := gradient_check(model, px, py)):
-            flags["zero_or_nonfinite_gradients"] = message
-    if targeted or probe is None:
-        return flags
-    attack = probe.attack
-    if _extra_steps_break(model, probe.x, probe.goal, probe.x_adv, attack.norm, attack.eps):
-        flags["incomplete_optimization"] = (f"{CHECKS['incomplete_optimization']} "
-                                            f"({type(attack).__name__}, {attack.norm} eps={attack.eps:g})")
-    diameter = get_norm(attack.norm).diameter(x)
-    scaled = {"step_size": attack.step_size * diameter / attack.eps} \
-        if getattr(attack, "step_size", None) is not None else {}  # its schedule, scaled to the ball
-    unbounded = attack.replace(eps=diameter, **scaled)
-    x_far = unbounded(model, probe.x, probe.goal, index=torch.arange(probe.x.shape[0], device=x.device))
-    with torch.no_grad(), model_state_guard(model, freeze=False):
-        standing = model(x_far).argmax(dim=1) == probe.goal
-    if standing.any():
-        flags["unconstrained_attack_failure"] = (
-            f"{CHECKS['unconstrained_attack_failure']} ({int(standing.sum())} of "
-            f"{standing.numel()} points, {type(unbounded).__name__} in {attack.norm} at "
-            f"eps={unbounded.eps:g})")
-    return flags
+def incomplete_optimization(ctx: ProbeContext) -> str | None:
+    if ctx.targeted or ctx.probe is None:
+        return None
+    attack, probe = ctx.probe.attack, ctx.probe
+    if not _extra_steps_break(ctx.model, probe.x, probe.goal, probe.x_adv, attack.norm, attack.eps):
+        return None
+    return f"{type(attack).__name__}, {attack.norm} eps={attack.eps:g}"
 
 
 def _extra_steps_break(model, x, y, x_adv, norm: str, eps: float, steps: int = 10) -> bool:
@@ -233,3 +181,173 @@ def _extra_steps_break(model, x, y, x_adv, norm: str, eps: float, steps: int = 1
             point = geometry.project_point(x, point, eps)
         with torch.no_grad():
             return bool((model(point).argmax(dim=1) != y).any())
+
+
+def unconstrained_attack_failure(ctx: ProbeContext) -> str | None:
+    """The last gradient attack, rerun with a budget of the whole [0, 1] box in its norm (a
+    fixed step size scaled by the same factor), on the points it left standing."""
+    if ctx.targeted or ctx.probe is None:
+        return None
+    attack, probe = ctx.probe.attack, ctx.probe
+    diameter = get_norm(attack.norm).diameter(ctx.x)
+    scaled = {"step_size": attack.step_size * diameter / attack.eps} \
+        if getattr(attack, "step_size", None) is not None else {}  # its schedule, scaled to the ball
+    unbounded = attack.replace(eps=diameter, **scaled)
+    x_far = unbounded(ctx.model, probe.x, probe.goal, index=torch.arange(probe.x.shape[0], device=probe.x.device))
+    with torch.no_grad(), model_state_guard(ctx.model, freeze=False):
+        standing = ctx.model(x_far).argmax(dim=1) == probe.goal
+    if not standing.any():
+        return None
+    return (f"{int(standing.sum())} of {standing.numel()} points, {type(unbounded).__name__} in "
+            f"{attack.norm} at eps={unbounded.eps:g}")
+
+
+# -- per-sample indicators ----------------------------------------------------------------
+def nonfinite_logits(result: SuiteResult) -> torch.Tensor:
+    return result.nonfinite
+
+
+def silent_success(result: SuiteResult) -> torch.Tensor:
+    found = torch.zeros_like(result.correct)
+    for per_eps in result.silent.values():
+        for flags in per_eps.values():
+            found = found | flags
+    return found
+
+
+def black_box_beats_white_box(result: SuiteResult) -> torch.Tensor:
+    """Points a gradient-free attack broke at some eps that every gradient attack of its norm
+    left standing there."""
+    wins = torch.zeros_like(result.correct)
+    for name in result.gradient_free:
+        for eps, broken in result.broken.get(name, {}).items():
+            standing = result.correct.clone()
+            for other in result.order:
+                if other not in result.gradient_free and result.norms[other] == result.norms[name]:
+                    standing &= ~result.broken.get(other, {}).get(eps, torch.zeros_like(standing))
+            wins |= broken & standing
+    return wins
+
+
+# -- checks on the whole result -------------------------------------------------------------
+def _curves(result: SuiteResult) -> dict[str, dict[float, float]]:
+    """Robust accuracy per attack and eps, where it is the attack's own (in a cascade only a
+    min-norm attack's is: the others are cumulative)."""
+    return {name: {eps: result.robust_to(name, eps).float().mean().item() for eps in result.grids[name]}
+            for name in result.order if not result.cascade or name in result.radius}
+
+
+def robust_acc_increases_with_eps(result: SuiteResult) -> str | None:
+    for name, curve in _curves(result).items():
+        values = [curve[e] for e in sorted(curve)]
+        if any(b > a + 1e-9 for a, b in zip(values, values[1:])):
+            return name
+    return None
+
+
+def unbounded_attack_not_zero(result: SuiteResult) -> str | None:
+    for name, radius in result.radius.items():
+        share = radius.isinf().float().mean().item()
+        if share > 0.01:
+            return f"{name}: {share:.1%}"
+    return None
+
+
+def single_step_stronger(result: SuiteResult) -> str | None:
+    if result.cascade:
+        return None
+    curves = _curves(result)
+    single = [n for n in curves if n in result.single_step]
+    for weak in single:
+        for strong, curve in curves.items():
+            if strong in single or strong in result.radius or result.norms[strong] != result.norms[weak]:
+                continue
+            for eps, acc in curves[weak].items():
+                if eps in curve and acc < curve[eps] - 1e-9:
+                    return f"{weak} < {strong} at eps={eps:g}"
+    return None
+
+
+CHECKS: list[Check] = [
+    Check("randomized_model", "probe", "model",
+          "the model gives different logits for the same input in eval mode, so these numbers "
+          "(without EOT) are unreliable: randomness can fake robustness; evaluate with "
+          "standard_suite(version='rand') or eot_samples >= 8",
+          "Athalye et al. 2018, Sec. 4.2; AutoAttack's check_randomized", randomness),
+    Check("probability_outputs", "probe", "model",
+          "the model's outputs are probabilities (every row non-negative and summing to 1), not "
+          "logits: the cross-entropy of the attacks saturates; return the logits",
+          "Croce & Hein 2020, AutoAttack's check_range_output", probability_outputs),
+    Check("optimization_in_forward", "probe", "model",
+          "the model runs backward passes or changes its own parameters or buffers inside its "
+          "forward pass (a dynamic defense): fixed-model attacks may be insufficient; attack the "
+          "defense adaptively", "Croce et al. 2022; AutoAttack's check_dynamic", optimization_in_forward),
+    Check("zero_or_nonfinite_gradients", "probe", "model",
+          "some input gradients are zero or non-finite (shattered or saturated gradients)",
+          "Athalye et al. 2018; Carlini et al. 2019, Sec. 5", zero_or_nonfinite_gradients),
+    Check("incomplete_optimization", "probe", "attack",
+          "a few more gradient steps from an attack's final points break some of them: the attack "
+          "stopped before converging; for a deliberately short attack (e.g. PGD-10) this is a true "
+          "statement about the attack, not about the model",
+          "Pintor et al. 2022", incomplete_optimization, explained_by_randomness=True),
+    Check("unconstrained_attack_failure", "probe", "model",
+          "a gradient attack with an unbounded budget leaves points unbroken, which only masked "
+          "gradients explain", "Pintor et al. 2022", unconstrained_attack_failure,
+          explained_by_randomness=True),
+    Check("nonfinite_logits", "sample", "model",
+          "the model returned non-finite logits; those points count as not robust", "advlit",
+          nonfinite_logits),
+    Check("silent_success", "sample", "model",
+          "an attack passed through an adversarial point but returned a point that is not "
+          "adversarial (the attack lost a success)", "Pintor et al. 2022", silent_success,
+          explained_by_randomness=True),
+    Check("black_box_beats_white_box", "sample", "model",
+          "a gradient-free attack broke points that every gradient attack left standing: the "
+          "gradients are likely masked, so gradient-only numbers would overstate robustness",
+          "Carlini et al. 2019, Sec. 4.3; AutoAttack's check_square_sr", black_box_beats_white_box,
+          threshold=0.002),  # a few stragglers are normal for any suite
+    Check("robust_acc_increases_with_eps", "result", "attack",
+          "robust accuracy rises with eps for an attack: the attack fails at larger budgets "
+          "(masked gradients or too few steps)", "Carlini et al. 2019, Sec. 5.1",
+          robust_acc_increases_with_eps),
+    Check("single_step_stronger", "result", "attack",
+          "a single-step attack beats an iterative one of the same norm and eps",
+          "Athalye et al. 2018; Carlini et al. 2019", single_step_stronger),
+    Check("unbounded_attack_not_zero", "result", "attack",
+          "an unbounded (min-norm) attack leaves points unbroken: robust accuracy at infinite "
+          "budget should be ~0%", "Carlini et al. 2019, Sec. 5.1", unbounded_attack_not_zero),
+]
+BY_NAME = {check.name: check for check in CHECKS}
+_CONSEQUENCES = "; consequences of the randomness, not separate findings: "
+
+
+def probe_model(ctx: ProbeContext) -> dict[str, str]:
+    """The ``probe`` checks on one model: name -> message of those that fired."""
+    flags = {}
+    for check in CHECKS:
+        if check.when == "probe" and (detail := check.run(ctx)) is not None:
+            flags[check.name] = check.flag(detail)
+    return flags
+
+
+def result_flags(result: SuiteResult, probed: dict[str, str]) -> dict[str, str]:
+    """Every flag of ``result``: the model probes' (``probed``), the per-sample indicators and
+    the checks on the whole result, in :data:`CHECKS` order; on a randomized model the flags
+    randomness explains become part of the ``randomized_model`` message."""
+    flags = {}
+    for check in CHECKS:
+        if check.when == "probe":
+            detail = probed.get(check.name)
+            if detail is not None:
+                flags[check.name] = detail
+        elif check.when == "sample":
+            share = check.run(result).float().mean().item() if result.correct.numel() else 0.0
+            if share > check.threshold:
+                flags[check.name] = check.flag(f"{share:.2%} of points")
+        elif (detail := check.run(result)) is not None:
+            flags[check.name] = check.flag(detail)
+    explained = [k for k in flags if BY_NAME[k].explained_by_randomness]
+    if "randomized_model" in flags and explained:
+        flags = {k: v for k, v in flags.items() if k not in explained}
+        flags["randomized_model"] += _CONSEQUENCES + ", ".join(explained)
+    return flags

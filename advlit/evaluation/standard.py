@@ -3,6 +3,8 @@ its cost, from advlit's own attacks."""
 
 from __future__ import annotations
 
+from typing import Literal
+
 from advlit.attacks import APGD, APGDT, FABT, PDGD, Square, WithinEps
 from advlit.evaluation.suite import AttackSuite
 
@@ -12,8 +14,10 @@ SQUARE_QUERIES = {"linf": 4000, "l2": 4500, "l1": 4500}
 RETRIES, RETRY_ABOVE = 4, -0.1  # APGD-T's extra restarts, on the targets a point came close to
 
 
-def standard_suite(norm: str = "linf", eps: float = 0.3, version: str = "standard", seed: int = 0,
-                   progress: bool = False, batch_size: int | None = 256) -> AttackSuite:
+def standard_suite(norm: Literal["linf", "l2", "l1"] = "linf", eps: float = 0.3,
+                   version: Literal["standard", "rand", "fast"] = "standard", seed: int = 0,
+                   progress: bool = False, batch_size: int | None = 256, results_dir: str | None = None,
+                   threads: int | None = None) -> AttackSuite:
     """A cascaded suite (each attack only sees the points the earlier ones left standing, and
     inside each attack a point stops the moment it is broken):
 
@@ -53,6 +57,10 @@ def standard_suite(norm: str = "linf", eps: float = 0.3, version: str = "standar
         Show a progress bar over the attacks of each batch.
     batch_size : int or None, default 256
         Images evaluated at a time (None: all at once); per-image results do not depend on it.
+    results_dir : str, optional
+        Keep each finished batch's results there and resume from them (:class:`AttackSuite`).
+    threads : int, optional
+        On CPU, torch's intra-op threads while the suite runs (default: torch's setting).
 
     Returns
     -------
@@ -65,7 +73,8 @@ def standard_suite(norm: str = "linf", eps: float = 0.3, version: str = "standar
         raise ValueError(f"standard_suite supports norm 'linf', 'l2' or 'l1', got {norm!r}")
     if not eps > 0:
         raise ValueError(f"eps must be > 0, got {eps!r}")
-    options = {"cascade": True, "seed": seed, "progress": progress, "batch_size": batch_size}
+    options = {"cascade": True, "seed": seed, "progress": progress, "batch_size": batch_size,
+               "results_dir": results_dir, "threads": threads}
     if version == "standard":
         l1 = norm == "l1"
         attacks = {"apgd_ce": APGD(norm=norm, eps=eps, steps=100, restarts=5 if l1 else 1, large_eps=l1),

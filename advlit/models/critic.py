@@ -27,7 +27,7 @@ class Critic(nn.Module):
             nn.Linear(hidden, hidden), nn.LeakyReLU(slope),
             nn.Linear(hidden, num_classes),
         )
-        self.num_classes = num_classes
+        self.num_classes, self.input_shape = num_classes, tuple(input_shape)
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         if self.training and self.input_noise > 0:

@@ -48,7 +48,7 @@ def test_an_attack_without_a_constructor_of_its_own_is_validated_too():
         def perturb(self, model, x, y, rng):
             return x
 
-    with pytest.raises(ValueError, match="model_mode must be 'eval' or 'train'"):
+    with pytest.raises(ValueError, match="model_mode must be one of"):
         Bare(model_mode="test")
 
 
@@ -85,3 +85,29 @@ def test_attacks_hold_no_per_call_state(trained_digits_cnn, digits):
     before = dict(vars(attack))
     attack(trained_digits_cnn, x[:8], y[:8])
     assert vars(attack) == before and torch.is_grad_enabled()
+
+
+def test_ranges_and_literal_options_are_declared_not_hand_written():
+    """``ranges`` beside ``counts`` and ``Literal`` annotations are checked by the base class,
+    with one-line messages naming the value and what is allowed."""
+    from typing import Literal
+
+    from advlit.attacks.base import FRACTION, Range
+
+    class Declared(FixedBudgetAttack):
+        ranges = {"scale": FRACTION, "clip": Range(0, optional=True)}
+
+        def __init__(self, *, eps: float, scale: float = 1.0, clip: float | None = None,
+                     mode: Literal["sum", "max"] | None = None, **kwargs) -> None:
+            super().__init__(eps=eps, **kwargs)
+            self.scale, self.clip, self.mode = scale, clip, mode
+
+    Declared(eps=0.1, scale=0.5, clip=None, mode="max")
+    with pytest.raises(ValueError, match=r"scale must be in \(0, 1\], got 2"):
+        Declared(eps=0.1, scale=2)
+    with pytest.raises(ValueError, match="clip must be > 0 or None, got -1"):
+        Declared(eps=0.1, clip=-1)
+    with pytest.raises(ValueError, match=r"mode must be one of \('sum', 'max', None\), got 'mean'"):
+        Declared(eps=0.1, mode="mean")
+    with pytest.raises(ValueError, match="scale must be in"):
+        Declared(eps=0.1).replace(scale=0.0)

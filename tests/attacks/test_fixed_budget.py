@@ -72,7 +72,7 @@ def test_differentiable_attack_backpropagates_to_parameters(trained_digits_cnn, 
     (dict(eps=-0.1), "eps must be >= 0"),
     (dict(eps=0.1, steps=0), "steps must be an integer >= 1"),
     (dict(eps=0.1, restarts=0), "restarts must be"),
-    (dict(eps=0.1, loss="hinge"), "unknown loss 'hinge'"),
+    (dict(eps=0.1, loss="hinge"), "loss must be one of"),
     (dict(eps=0.1, step_size=0.0), "step_size must be > 0"),
     (dict(eps=0.1, model_mode="test"), "model_mode must be"),
 ])

@@ -127,8 +127,8 @@ def test_targeted_primal_dual_reaches_target(trained_digits_cnn, digits):
     (lambda: DeepFool(overshoot=-1), "overshoot must be >= 0"),
     (lambda: PDPGD(refine_steps=-1), "refine_steps must be an integer >= 0"),
     (lambda: PDGD(surrogate="square"), "surrogate must be one of"),
-    (lambda: PDGD(lr_schedule="cosine"), "lr_schedule must be 'linear' or 'exponential'"),
-    (lambda: PDPGD(preconditioner="lbfgs"), "preconditioner must be 'adam' or 'none'"),
+    (lambda: PDGD(lr_schedule="cosine"), "lr_schedule must be one of"),
+    (lambda: PDPGD(preconditioner="lbfgs"), "preconditioner must be one of"),
 ])
 def test_bad_min_norm_arguments(make, match):
     with pytest.raises(ValueError, match=match):
