@@ -30,6 +30,7 @@ from advlit.data import MNISTDataModule
 from advlit.data.root import data_root
 from advlit.evaluation import standard_suite
 from advlit.evaluation.eot import deployed_accuracy
+from advlit.evaluation.suite import CountingModel
 from advlit.models import InputQuantization, ScrambledGradient
 from advlit.runs import export_torchscript, quiet_cli
 
@@ -99,8 +100,8 @@ def main() -> None:
     x, y = data.split_tensors("test", args.samples)
     print(f"{args.samples} MNIST test images, {args.norm}, batches of {args.batch_size}, "
           f"{torch.get_num_threads()} threads")
-    print(f"{'model':<14}{'eps':>5}{'clean':>7} | {'advlit':>7}{'time s':>8}{'grads':>6} |"
-          f" {'AA':>7}{'time s':>8} | {'only advlit':>11}{'only AA':>8}{'time x':>7}")
+    print(f"{'model':<14}{'eps':>5}{'clean':>7} | {'advlit':>7}{'time s':>8}{'grads':>6}{'fwds':>6} |"
+          f" {'AA':>7}{'time s':>8}{'grads':>6}{'fwds':>6} | {'only advlit':>11}{'only AA':>8}{'time x':>7}")
     for name, (model, kind) in models.items():
         if (args.models and name not in args.models) or ((name == "noisy_lenet") != (args.version == "rand")):
             continue
@@ -111,9 +112,9 @@ def main() -> None:
             suite = standard_suite(norm=args.norm, eps=eps, version=args.version, batch_size=args.batch_size)
             result = suite.run(model, x, y)
             ours_time = time.perf_counter() - start
-            grads = sum(result.backward.values()) / len(y)
+            grads, forwards = sum(result.backward.values()) / len(y), sum(result.forward.values()) / len(y)
             line = (f"{name:<14}{eps:>5g}{result.clean_accuracy:>7.3f} | {result.robust_accuracy:>7.3f}"
-                    f"{ours_time:>8.1f}{grads:>6.0f} |")
+                    f"{ours_time:>8.1f}{grads:>6.0f}{forwards:>6.0f} |")
             if not args.no_reference and args.version == "rand":
                 start = time.perf_counter()
                 x_adv = autoattack_adversarial(model, x, y, norm=args.norm, eps=eps, version="rand",
@@ -126,12 +127,14 @@ def main() -> None:
                          f"clean {result.clean_accuracy:.3f}, averaged classifier "
                          f"{result.averaged_robust_accuracy:.3f}{ours_time / aa_time:>7.2f}")
             elif not args.no_reference:
+                counted = CountingModel(model).eval()  # AutoAttack's passes, per image
                 start = time.perf_counter()
-                aa = autoattack_robust(model, x, y, norm=args.norm, eps=eps, batch_size=args.batch_size)
+                aa = autoattack_robust(counted, x, y, norm=args.norm, eps=eps, batch_size=args.batch_size)
                 aa_time = time.perf_counter() - start
+                aa_passes = f"{counted.backward_count / len(y):>6.0f}{counted.forward_count / len(y):>6.0f}"
                 only_ours, only_aa = int((~result.robust & aa).sum()), int((result.robust & ~aa).sum())
-                line += (f" {aa.float().mean().item():>7.3f}{aa_time:>8.1f} | {only_ours:>11}{only_aa:>8}"
-                         f"{ours_time / aa_time:>7.2f}")
+                line += (f" {aa.float().mean().item():>7.3f}{aa_time:>8.1f}{aa_passes} | {only_ours:>11}"
+                         f"{only_aa:>8}{ours_time / aa_time:>7.2f}")
             print(line, flush=True)
             if args.verbose:
                 print(result.table())

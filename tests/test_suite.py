@@ -21,6 +21,7 @@ EVERY_ATTACK = {
     "square": Square(eps=0.1, queries=40),
     "square_l2": Square(norm="l2", eps=1.0, queries=40),
     "square_l1": Square(norm="l1", eps=3.0, queries=40),
+    "square_promise": Square(eps=0.05, queries=40, promise=[(0.25, 0.9), (0.5, 0.5)]),
     "pdpgd": PDPGD(norm="linf", steps=20, restarts=2),
     "cw": CarliniWagnerL2(steps=20, binary_search_steps=2),
     "deepfool": DeepFool(norm="l2", steps=10),

@@ -13,7 +13,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from advlit.attacks.base import FRACTION, OPEN_UNIT, FixedBudgetAttack
+from advlit.attacks.base import FRACTION, OPEN_UNIT, FixedBudgetAttack, check_positive_int
 from advlit.attacks.geometry import batch_view, clamp_to_box
 from advlit.attacks.losses import adversarial, attack_objective, other_classes_by_logit, targeted_dlr
 from advlit.attacks.randomness import SampleRNG
@@ -130,7 +130,7 @@ class APGD(FixedBudgetAttack):
     def run(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, rng: SampleRNG,
             target: torch.Tensor | None, stream: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
         """All restarts; ``target`` is APGD-T's target class per sample (or None).
-        Returns (points, adversarial?) per sample."""
+        Returns (points, adversarial?, best loss) per sample."""
         result = x.clone()
         best_loss = torch.full((x.shape[0],), -math.inf, device=x.device, dtype=x.dtype)
         found = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
@@ -148,7 +148,7 @@ class APGD(FixedBudgetAttack):
             result[todo] = torch.where(batch_view(better, x_adv), x_adv, result[todo])
             best_loss[todo] = torch.where(better, loss, best_loss[todo])
             found[todo] = success
-        return result, found
+        return result, found, best_loss
 
     def _staged_run(self, model, x, y, rng, target, stream):
         """One run through :attr:`stages`, each from the last stage's points. Returns (point,
@@ -327,6 +327,9 @@ class APGDT(APGD):
     ``target_classes`` classes with the highest clean logits after the true one, APGD with the
     targeted DLR loss -(z_y - z_t) / (z_pi1 - (z_pi3 + z_pi4) / 2) towards that class, on the
     points no earlier target broke. A point is broken when it is misclassified at all.
+    With ``gate_after`` = k, targets after the k-th run only on the points whose targeted DLR
+    came above ``gate_above`` for one of the first k targets (the points near the boundary;
+    per sample, so results do not depend on the batch).
     Cost: at most ``target_classes * restarts * steps`` forward+backward passes per sample.
 
     Parameters
@@ -337,6 +340,10 @@ class APGDT(APGD):
         The budget, in [0, 1] pixel scale.
     target_classes : int, default 9
         How many of the most likely other classes to target, in order.
+    gate_after : int, optional
+        After this many targets, go on only with the points that came close (None: all points).
+    gate_above : float, default -0.3
+        The targeted DLR a point must have exceeded to go on (DLR is scale-free).
     **kwargs
         The other parameters of :class:`APGD` (``steps``, ``restarts``, ``retry_above``, ...).
     """
@@ -344,9 +351,15 @@ class APGDT(APGD):
     supports_targeted = False  # its targets are internal; y is always the true label
     counts = ("target_classes",)
 
-    def __init__(self, *, norm: str = "linf", eps: float, target_classes: int = 9, **kwargs) -> None:
+    def __init__(self, *, norm: str = "linf", eps: float, target_classes: int = 9, gate_after: int | None = None,
+                 gate_above: float = -0.3, **kwargs) -> None:
         super().__init__(norm=norm, eps=eps, loss="ce", **kwargs)
-        self.target_classes = target_classes
+        self.target_classes, self.gate_after, self.gate_above = target_classes, gate_after, gate_above
+
+    def validate(self) -> None:
+        super().validate()
+        if self.gate_after is not None:
+            check_positive_int("gate_after", self.gate_after)
 
     def objective(self, logits, y, target):
         return targeted_dlr(logits, y, target)
@@ -358,12 +371,16 @@ class APGDT(APGD):
         ranked = other_classes_by_logit(logits, y)
         result = x.clone()
         standing = ~adversarial(logits, y)
+        closest = torch.full((x.shape[0],), -math.inf, device=x.device, dtype=x.dtype)  # best DLR so far
         for j in range(k):
-            todo = standing.nonzero().squeeze(1)
+            todo = standing if self.gate_after is None or j < self.gate_after else standing & (
+                closest > self.gate_above)
+            todo = todo.nonzero().squeeze(1)
             if not todo.numel():
                 break
-            x_adv, broken = self.run(model, x[todo], y[todo], rng[todo], ranked[todo, j],
-                                     stream=1000 * (j + 1))
+            x_adv, broken, loss = self.run(model, x[todo], y[todo], rng[todo], ranked[todo, j],
+                                           stream=1000 * (j + 1))
             result[todo] = torch.where(batch_view(broken, x_adv), x_adv, result[todo])
             standing[todo] = ~broken
+            closest[todo] = closest[todo].maximum(loss)
         return result

@@ -66,7 +66,17 @@ class WithinEps(FixedBudgetAttack):
     still standing (the standard suite's min-norm stage, AutoAttack's FAB-T in kind), at the
     cost of the radius statistics a min-norm attack listed on its own would give. Its search
     leaves the ball, so the suite's silent-success check does not read its path, and where it
-    fails it returns x, so the suite's gradient and extra-steps probes do not start there."""
+    fails it returns x, so the suite's gradient and extra-steps probes do not start there.
+
+    Parameters
+    ----------
+    attack : MinNormAttack
+        The min-norm attack (its norm is this attack's norm).
+    eps : float
+        The budget, in [0, 1] pixel scale.
+    **kwargs
+        ``model_mode`` of :class:`~advlit.attacks.Attack`.
+    """
 
     stays_in_ball = False
     returns_search_end = False

@@ -29,6 +29,19 @@ class HighConfidenceAttack(MinNormAttack):
 
     As an evaluation (min-norm) attack it is untargeted by default: the target is the most
     likely other class, and it returns x_adv where the prediction changed, else x.
+
+    Parameters
+    ----------
+    steps : int, default 5
+        Newton steps N.
+    confidence : float, default 0.95
+        The target confidence C, in (0, 1).
+    step_clip : float, optional
+        Bound on each step's L2 norm (None: no bound).
+    slope : float, default 1.0
+        Slope of the sigmoid in the straight-through estimator (``differentiable``).
+    **kwargs
+        ``targeted``, ``model_mode``, ``differentiable`` of :class:`~advlit.attacks.Attack`.
     """
 
     norms = ("l2",)

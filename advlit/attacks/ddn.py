@@ -26,6 +26,25 @@ class DDN(MinNormAttack):
     take no share of the step. The smallest adversarial point is kept per sample and
     ``refine_steps`` forward passes of bisection towards x shrink it. Cost: ``steps``
     forward+backward passes, plus ``refine_steps`` forward passes.
+
+    Parameters
+    ----------
+    norm : {"l2"}, default "l2"
+        The norm (L2 only).
+    steps : int, default 100
+        Gradient steps.
+    init_eps : float, default 1.0
+        The sphere's radius at the start, in [0, 1] pixel scale.
+    step_size : float, default 1.0
+        alpha at the start.
+    final_fraction : float, default 0.01
+        alpha at the end, as a fraction of the start, in (0, 1].
+    gamma : float, default 0.05
+        The radius's relative change per step, in (0, 1).
+    refine_steps : int, default 10
+        Forward passes of the final bisection towards x (0: none).
+    **kwargs
+        ``targeted``, ``model_mode``, ``differentiable`` of :class:`~advlit.attacks.Attack`.
     """
 
     norms = ("l2",)

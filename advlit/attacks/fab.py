@@ -58,6 +58,25 @@ class FABT(MinNormAttack):
     so each iteration costs one forward+backward pass. The first run starts at x, as
     AutoAttack's FAB-T (one restart). ``refine_steps`` forward passes of bisection towards x
     then shrink the result. Cost: at most ``target_classes * steps`` forward+backward passes.
+
+    Parameters
+    ----------
+    norm : {"linf", "l2", "l1"}, default "linf"
+        The norm whose smallest perturbation is sought.
+    steps : int, default 100
+        Iterations per target class.
+    target_classes : int, default 9
+        How many of the most likely other classes to target, in order.
+    eta : float, default 1.05
+        Extrapolation past the boundary, >= 1.
+    beta : float, default 0.9
+        Pull-back towards x of a misclassified iterate, in (0, 1).
+    alpha_max : float, default 0.1
+        Largest bias towards x in the step's convex combination, in (0, 1).
+    refine_steps : int, default 10
+        Forward passes of the final bisection towards x (0: none).
+    **kwargs
+        ``model_mode``, ``differentiable`` of :class:`~advlit.attacks.Attack`.
     """
 
     norms = ("linf", "l2", "l1")

@@ -41,7 +41,24 @@ class FMN(MinNormAttack):
     Defaults: the paper's alpha 1 and gamma 0.05 in Linf and L2; in L1, whose balls are
     larger and whose radius moves by larger factors, alpha 5 and gamma 0.4, and in L0 alpha 2
     and gamma 0.2 (measured on two MNIST models at 100-1000 steps against alpha 1-30 and
-    gamma 0.05-0.5; README, "Min-norm attacks at equal gradient budgets").
+    gamma 0.05-0.5; docs/benchmarks.md, "Min-norm attacks at equal gradient budgets").
+
+    Parameters
+    ----------
+    norm : {"l2", "linf", "l1", "l0"}, default "l2"
+        The norm whose smallest perturbation is sought.
+    steps : int, default 100
+        Gradient steps.
+    step_size : float, optional
+        alpha at the start (default per norm, ``DEFAULTS``).
+    final_fraction : float, default 0.01
+        alpha at the end, as a fraction of the start, in (0, 1].
+    gamma : float, optional
+        The radius's relative change per step at the start, in (0, 1) (default per norm).
+    refine_steps : int, default 10
+        Forward passes of the final bisection towards x (0: none).
+    **kwargs
+        ``targeted``, ``model_mode``, ``differentiable`` of :class:`~advlit.attacks.Attack`.
     """
 
     norms = ("linf", "l2", "l1", "l0")

@@ -13,7 +13,23 @@ from advlit.attacks.randomness import SampleRNG
 
 class KLPGD(PGD):
     """PGD that maximizes KL(softmax f(x) || softmax f(x')) over x' in the ball, started at
-    x + ``init_std`` * N(0, I) (TRADES uses 0.001). Labels are not used."""
+    x + ``init_std`` * N(0, I) (TRADES uses 0.001). Labels are not used.
+
+    Parameters
+    ----------
+    norm : {"linf", "l2"}, default "linf"
+        The threat model's norm.
+    eps : float
+        The budget, in [0, 1] pixel scale.
+    steps : int, default 10
+        Gradient steps.
+    step_size : float, optional
+        Length of each step (default 2.5 * eps / steps).
+    init_std : float, default 0.001
+        Standard deviation of the Gaussian start around x.
+    **kwargs
+        The other parameters of :class:`~advlit.attacks.PGD` (``restarts``, ``model_mode``, ...).
+    """
 
     supports_targeted = False
 

@@ -38,7 +38,37 @@ SURROGATES = {"hinge": lambda m: m.clamp_min(0), "softplus": F.softplus}
 class PDGD(MinNormAttack):
     """Primal-dual gradient descent, L2 (thesis Algorithm 2). Cost: ``steps * restarts``
     forward+backward passes, plus ``refine_steps`` forward passes of a final bisection
-    towards x (:meth:`boundary_search`)."""
+    towards x (:meth:`boundary_search`).
+
+    Parameters
+    ----------
+    norm : {"l2"}, default "l2"
+        The norm (PDPGD covers the others).
+    steps : int, default 500
+        Primal-dual iterations per run.
+    lr : float, default 1.0
+        The primal learning rate at the start.
+    lr_final : float, default 0.01
+        The primal learning rate at the end, as a fraction of ``lr``, in (0, 1].
+    dual_lr : float, default 0.1
+        Step size of the ascent on log lambda.
+    dual_init : float, default 10.0
+        lambda at the start.
+    dual_ema : float, default 0.9
+        Smoothing of the misclassification indicator, in [0, 1).
+    restarts : int, default 1
+        Runs; the first from x, the others from uniform noise.
+    random_init : float, default 0.5
+        The noise's range for the restarts.
+    surrogate : {"softplus", "hinge"}, default "softplus"
+        s(m) of the margin in the Lagrangian.
+    lr_schedule : {"exponential", "linear"}, default "exponential"
+        How the primal learning rate decays.
+    refine_steps : int, default 10
+        Forward passes of the final bisection towards x (0: none).
+    **kwargs
+        ``targeted``, ``model_mode``, ``differentiable`` of :class:`~advlit.attacks.Attack`.
+    """
 
     norms = ("l2",)
     counts = ("steps", "restarts")
@@ -129,7 +159,17 @@ class PDPGD(PDGD):
     l1, l0 and group_l0 (pixels changed in any channel): a gradient step on the surrogate,
     then the proximal operator of the norm (:meth:`primal_step`). ``preconditioner``
     ``auto`` (the default) is ``adam`` for linf and ``none`` for the others, which measured best
-    for each."""
+    for each.
+
+    Parameters
+    ----------
+    norm : {"linf", "l2", "l1", "l0", "group_l0"} or a norm with a proximal operator, default "linf"
+        The norm whose smallest perturbation is sought.
+    preconditioner : {"auto", "adam", "none"}, default "auto"
+        The primal step's preconditioner.
+    **kwargs
+        The other parameters of :class:`PDGD`.
+    """
 
     norms = None  # any norm with a proximal operator
     hooks = ("prox",)

@@ -79,6 +79,10 @@ class Square(FixedBudgetAttack):
         Initial fraction of the image a square covers (default 0.8, AutoAttack's).
     rescale_schedule : bool, optional
         Rescale p's halving schedule to ``queries`` (default: in Linf only).
+    promise : list of (float, float), optional
+        (fraction of ``queries``, ratio) pairs: at each such query a point still standing keeps
+        its remaining queries only if its margin is below ratio times its margin at the start
+        (scale-free, per sample); the others end there. None: every point gets every query.
     **kwargs
         ``targeted``, ``model_mode``, ``differentiable`` of :class:`~advlit.attacks.Attack`.
     """
@@ -89,11 +93,24 @@ class Square(FixedBudgetAttack):
     ranges = {"p_init": Range(0, 1, "(]", optional=True)}
 
     def __init__(self, *, norm: str = "linf", eps: float, queries: int = 5000, p_init: float | None = None,
-                 rescale_schedule: bool | None = None, **kwargs) -> None:
+                 rescale_schedule: bool | None = None, promise: list[tuple[float, float]] | None = None,
+                 **kwargs) -> None:
         super().__init__(norm=norm, eps=eps, **kwargs)
         self.queries = queries
         self.p_init = p_init
         self.rescale_schedule = rescale_schedule
+        self.promise = None if promise is None else [tuple(map(float, pair)) for pair in promise]
+
+    def validate(self) -> None:
+        super().validate()
+        for fraction, ratio in self.promise or []:
+            if not (0 < fraction < 1 and 0 < ratio <= 1):
+                raise ValueError(f"promise pairs must be (fraction of queries in (0, 1), ratio in (0, 1]), "
+                                 f"got {(fraction, ratio)}")
+
+    def _checks(self) -> dict[int, float]:
+        """Query -> margin ratio a point must be below to go on (:attr:`promise`)."""
+        return {max(1, round(fraction * self.queries)): ratio for fraction, ratio in self.promise or []}
 
     @property
     def p(self) -> float:
@@ -187,17 +204,22 @@ class Square(FixedBudgetAttack):
 
     def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, rng: SampleRNG) -> torch.Tensor:
         result = x.clone()
+        checks = self._checks()
         with torch.no_grad():
             current = self._init(x, rng)
             best = self._margin(model(current), y)
+            start = best.clone()
             alive = torch.arange(x.shape[0], device=x.device)
             x0, y0, sub_rng, draws = x, y, rng, None
             for query in range(1, self.queries + 1):
                 done = best < 0
+                if query in checks:  # unpromising points end here too
+                    done |= best >= checks[query] * start
                 if done.any():  # one host sync per query: finished samples leave
                     result[alive[done]] = current[done]
                     keep = ~done
                     alive, x0, y0, current, best = alive[keep], x0[keep], y0[keep], current[keep], best[keep]
+                    start = start[keep]
                     sub_rng, draws = sub_rng[keep], None if draws is None else draws[keep]
                     if not alive.numel():
                         break

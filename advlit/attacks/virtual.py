@@ -17,7 +17,19 @@ class VirtualAdversarial(FixedBudgetAttack):
     """x + eps * d clipped to [0, 1], where d is the dominant direction of the Hessian of
     KL(p(x) || p(x + r)) at r = 0, found by ``power_iterations`` rounds of
     d <- normalize(grad_d KL(p(x) || p(x + xi d))) from a random Gaussian d. p(x) is a
-    constant; labels are not used. Each power iteration costs one forward+backward."""
+    constant; labels are not used. Each power iteration costs one forward+backward.
+
+    Parameters
+    ----------
+    eps : float, default 2.0
+        The L2 length of the perturbation, in [0, 1] pixel scale.
+    xi : float, default 1e-6
+        The finite-difference length of the power iteration.
+    power_iterations : int, default 1
+        Rounds of the power iteration.
+    **kwargs
+        ``model_mode``, ``differentiable`` of :class:`~advlit.attacks.Attack`.
+    """
 
     norms = ("l2",)
     supports_targeted = False

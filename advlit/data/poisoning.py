@@ -31,6 +31,25 @@ class PoisonedDataModule(LightningDataModule):
     The flips (index into the training set, old and new label) are written to
     ``<record_dir>/poison.csv`` (default: the trainer's log directory), logged to W&B as an
     artifact, and the count as ``data/poisoned``.
+
+    Parameters
+    ----------
+    datamodule : ImageDataModule
+        The clean data.
+    fraction : float, optional
+        Share of the candidates to flip, in (0, 1] (exactly one of ``fraction`` and ``count``).
+    count : int, optional
+        Number of candidates to flip.
+    target : {"uniform", "next", "pair", "new_class"}, default "uniform"
+        The new label (see above).
+    source_class, target_class : int, optional
+        Flip only points of ``source_class`` (to ``target_class`` with ``pair``).
+    strategy : SelectionStrategy, optional
+        Which candidates to flip (default: random).
+    seed : int, default 0
+        Seeds the selection and the new labels.
+    record_dir : str, optional
+        Where ``poison.csv`` goes (default: the trainer's log directory).
     """
 
     def __init__(self, datamodule: ImageDataModule, fraction: float | None = None,

@@ -74,7 +74,25 @@ class GraphSelection(_FeatureStrategy):
     ``gamma`` (in ``norm``, on the chosen features). ``method="degree"`` greedily takes the
     highest-degree point and removes it from the graph (degrees updated); ``"dominating"``
     is the greedy dominating-set approximation: take the point whose closed neighbourhood
-    covers the most points not yet covered."""
+    covers the most points not yet covered.
+
+    Parameters
+    ----------
+    gamma : float
+        Distance below which two points of a class are joined, > 0.
+    method : {"degree", "dominating"}, default "dominating"
+        The greedy rule (see above).
+    norm : {"l2", "linf", "l1"}, default "l2"
+        The distance's norm.
+    features : {"pixels", "pca", "model"}, default "pixels"
+        What the distances or densities are computed on.
+    pca_components : int, default 50
+        Components of the PCA projection (``features="pca"``).
+    model : nn.Module, optional
+        A clean classifier whose penultimate-layer features are used (``features="model"``).
+    checkpoint : str, optional
+        Its weights.
+    """
 
     def __init__(self, gamma: float, method: Literal["degree", "dominating"] = "dominating",
                  norm: Literal["l2", "linf", "l1"] = "l2", features: Features = "pixels",
@@ -148,7 +166,21 @@ def split_budget(y: torch.Tensor, budget: int) -> dict[int, int]:
 class GaussianDensitySelection(_FeatureStrategy):
     """Per-class Gaussian density (full covariance, scikit-learn) on the chosen features; the
     budget is split over classes by size and each class gives its highest-density points
-    (``highest=False``: lowest)."""
+    (``highest=False``: lowest).
+
+    Parameters
+    ----------
+    highest : bool, default True
+        Pick the highest-density points (False: the lowest).
+    features : {"pixels", "pca", "model"}, default "pca"
+        What the distances or densities are computed on.
+    pca_components : int, default 20
+        Components of the PCA projection (``features="pca"``).
+    model : nn.Module, optional
+        A clean classifier whose penultimate-layer features are used (``features="model"``).
+    checkpoint : str, optional
+        Its weights.
+    """
 
     def __init__(self, highest: bool = True, features: Features = "pca", pca_components: int = 20,
                  model: nn.Module | None = None, checkpoint: str | None = None) -> None:
@@ -180,7 +212,15 @@ class ScoreSelection(SelectionStrategy):
     """Picks ``budget`` points at random among those whose score lies in [``min_score``,
     ``max_score``]. ``score.scores(x, y, targets)`` gives one number per pool point, e.g.
     :class:`advlit.attacks.FlipSteps` (the adversarial-path length of Crafting Label Noise),
-    so the data package needs no attack of its own."""
+    so the data package needs no attack of its own.
+
+    Parameters
+    ----------
+    score : PointScore
+        Scores the pool points.
+    min_score, max_score : float, default -inf, +inf
+        The bucket of scores to pick from.
+    """
 
     def __init__(self, score: PointScore, min_score: float = float("-inf"),
                  max_score: float = float("inf")) -> None:

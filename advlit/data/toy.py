@@ -19,7 +19,33 @@ class GaussianToyDataModule(ImageDataModule):
     """``train_per_class`` / ``test_per_class`` clean points per class (labels by the rule
     [sum(x - 0.5) >= 0]), ``poisons_per_class`` poisons at distance ``poison_distance`` from
     each class mean in a uniformly random direction, labelled ``opposite`` (the other class)
-    or ``third`` (a new class 2; ``num_classes`` becomes 3). Data are float, not uint8."""
+    or ``third`` (a new class 2; ``num_classes`` becomes 3). Data are float, not uint8.
+
+    Parameters
+    ----------
+    dim : int, default 16
+        Dimension of the points.
+    mu : float, default 0.05
+        Distance of each class mean from 0.5 along the diagonal, per coordinate.
+    sigma : float, default 0.02
+        Per-coordinate standard deviation of the clean points.
+    train_per_class, test_per_class : int, default 500
+        Clean points per class in each split.
+    poisons_per_class : int, default 0
+        Poisoned training points per class.
+    poison_distance : float, default 0.1
+        Their distance from the class mean.
+    poison_label : {"opposite", "third"}, default "opposite"
+        Their label.
+    batch_size : int, default 100
+        Training batch size.
+    eval_batch_size : int, optional
+        Validation and test batch size (default ``batch_size``).
+    val_size : int, default 0
+        Training points held out for validation.
+    seed : int, default 0
+        Seeds the data and the split.
+    """
 
     def __init__(self, dim: int = 16, mu: float = 0.05, sigma: float = 0.02,
                  train_per_class: int = 500, test_per_class: int = 500, poisons_per_class: int = 0,

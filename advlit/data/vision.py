@@ -215,11 +215,22 @@ class _IdxDataModule(ImageDataModule):
 
 
 class MNISTDataModule(_IdxDataModule):
-    """MNIST (LeCun et al. 1998): 60k train (50k/10k train/val by seed), 10k test."""
+    """MNIST (LeCun et al. 1998): 60k train (50k/10k train/val by seed), 10k test, read from
+    ``<root>/MNIST/raw``.
+
+    Parameters
+    ----------
+    val_size : int, default 10000
+        Training images held out for validation, chosen by ``seed``.
+    **kwargs
+        ``root``, ``batch_size``, ``eval_batch_size``, ``seed``, ``download``, ``num_workers``,
+        ``classes``, ``train_size`` of :class:`ImageDataModule`.
+    """
 
 
 class FashionMNISTDataModule(_IdxDataModule):
-    """Fashion-MNIST (Xiao et al. 2017), same format and sizes as MNIST."""
+    """Fashion-MNIST (Xiao et al. 2017), same format and sizes as MNIST, read from
+    ``<root>/FashionMNIST/raw``; the parameters of :class:`MNISTDataModule`."""
 
     folder = "FashionMNIST"
     source = "https://github.com/zalandoresearch/fashion-mnist"
@@ -227,7 +238,20 @@ class FashionMNISTDataModule(_IdxDataModule):
 
 class CIFAR10DataModule(ImageDataModule):
     """CIFAR-10 from the python pickle batches in ``<root>/cifar-10-batches-py``;
-    training batches get a random 32x32 crop of the 4-padded image and a horizontal flip."""
+    training batches get a random 32x32 crop of the 4-padded image and a horizontal flip.
+
+    Parameters
+    ----------
+    val_size : int, default 5000
+        Training images held out for validation, chosen by ``seed``.
+    augment_padding : int, default 4
+        Padding before the random crop (0: no crop).
+    augment_flip : bool, default True
+        Random horizontal flips.
+    **kwargs
+        ``root``, ``batch_size``, ``eval_batch_size``, ``seed``, ``download``, ``num_workers``,
+        ``classes``, ``train_size`` of :class:`ImageDataModule`.
+    """
 
     input_shape = (3, 32, 32)
 
@@ -263,6 +287,17 @@ class DigitsDataModule(ImageDataModule):
 
     A fixed stratified 80/20 train/test split (independent of ``seed``), then ``val_size``
     training images held out by ``seed``. Pixel values 0..16 are scaled to 0..255.
+
+    Parameters
+    ----------
+    batch_size : int, default 64
+        Training batch size.
+    val_size : int, default 180
+        Training images held out for validation, chosen by ``seed``.
+    eval_batch_size : int, optional
+        Validation and test batch size (default ``batch_size``).
+    seed, num_workers, classes, train_size
+        As in :class:`ImageDataModule`.
     """
 
     input_shape = (1, 8, 8)

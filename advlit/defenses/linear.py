@@ -20,7 +20,19 @@ DUAL = {"linf": 1, "l2": 2}
 class RobustLinearClassifier(RobustClassifier):
     """Minimizes the exact robust logistic loss log(1 + exp(-(y~ z - eps ||theta||_*))).
     With eps = 0 it is plain logistic regression. At the end of training the optimal Linf
-    perturbation direction sign(theta) is logged as an image (W&B)."""
+    perturbation direction sign(theta) is logged as an image (W&B).
+
+    Parameters
+    ----------
+    model : BinaryLinear
+        The linear model.
+    eps : float, default 0.1
+        The training budget, in [0, 1] pixel scale (0: logistic regression).
+    norm : {"linf", "l2"}, default "linf"
+        The threat model's norm (its dual norm of theta enters the loss).
+    **kwargs
+        The optimizer, scheduler and speed options of :class:`RobustClassifier`.
+    """
 
     def __init__(self, model: BinaryLinear, eps: float = 0.1, norm: Literal["linf", "l2"] = "linf", **kwargs) -> None:
         super().__init__(model, **kwargs)

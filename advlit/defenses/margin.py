@@ -26,6 +26,21 @@ class MarginMaximization(RobustClassifier):
     through it (second order, about 2-3 ERM steps for conv nets on CPU). Per-sample
     gradients come from one backward of the batch sum, exact when samples do not interact
     (no train-mode BatchNorm).
+
+    Parameters
+    ----------
+    model : nn.Module
+        The network.
+    C : float, default 0.1
+        Weight of the margin-sensitivity term, >= 0.
+    margin_norm : {"l2", "linf"}, default "l2"
+        The norm whose margin is maximized (the gradient gap is measured in its dual).
+    loss : {"hinge", "ce"}, default "hinge"
+        The classification loss.
+    competitors : int, default 3
+        How many of the highest other logits compete in the max.
+    **kwargs
+        The optimizer, scheduler and speed options of :class:`RobustClassifier`.
     """
 
     def __init__(self, model: nn.Module, C: float = 0.1, margin_norm: Literal["l2", "linf"] = "l2",

@@ -14,7 +14,23 @@ class VirtualAdversarialTraining(RobustClassifier):
     """CE(f(x), y) + alpha * KL(p(x) || p(x_vadv)), with x_vadv the virtual adversarial example
     of :class:`~advlit.attacks.VirtualAdversarial` (eps, xi, ``power_iterations``; eq. 13 of
     the paper) found on the training-mode model (BatchNorm statistics restored). p(x) is
-    treated as a constant; each power iteration costs one forward+backward."""
+    treated as a constant; each power iteration costs one forward+backward.
+
+    Parameters
+    ----------
+    model : nn.Module
+        The network.
+    eps : float, default 2.0
+        L2 length of the virtual adversarial perturbation, in [0, 1] pixel scale.
+    xi : float, default 1e-6
+        The finite-difference length of the power iteration.
+    alpha : float, default 1.0
+        Weight of the KL term, >= 0.
+    power_iterations : int, default 1
+        Rounds of the power iteration.
+    **kwargs
+        The optimizer, scheduler and speed options of :class:`RobustClassifier`.
+    """
 
     def __init__(self, model: nn.Module, eps: float = 2.0, xi: float = 1e-6, alpha: float = 1.0,
                  power_iterations: int = 1, **kwargs) -> None:

@@ -14,6 +14,24 @@ from advlit.models.normalize import CIFAR10_MEAN, CIFAR10_STD, Normalize
 
 
 class BasicNet(nn.Module):
+    """The BasicNet CNN of the BIPARO report for 32x32 colour images.
+
+    Parameters
+    ----------
+    num_classes : int, default 10
+        Output classes (the CLI links it from the data).
+    in_channels : int, default 3
+        Input channels (1 grey, 3 colour).
+    image_size : int, default 32
+        Height and width of the square input images.
+    pni : bool, default False
+        Parametric noise injection on every weight (He et al. 2019).
+    mean : sequence of float, default (0.4914, 0.4822, 0.4465)
+        Per-channel mean of the normalization applied to the [0, 1] input.
+    std : sequence of float, default (0.2471, 0.2435, 0.2616)
+        Per-channel standard deviation of that normalization.
+    """
+
     def __init__(self, num_classes: int = 10, in_channels: int = 3, image_size: int = 32,
                  pni: bool = False, mean: Sequence[float] = CIFAR10_MEAN,
                  std: Sequence[float] = CIFAR10_STD) -> None:

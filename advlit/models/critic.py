@@ -13,7 +13,21 @@ from torch import nn
 class Critic(nn.Module):
     """Gaussian input noise (std ``input_noise``, training mode only) - flatten - two hidden
     layers of ``hidden`` leaky-ReLU units - ``num_classes`` scores (thesis MNIST critic:
-    1200 units). ``forward(x, labels)`` returns the score of each sample's own class."""
+    1200 units). ``forward(x, labels)`` returns the score of each sample's own class.
+
+    Parameters
+    ----------
+    num_classes : int, default 10
+        Output classes (the CLI links it from the data).
+    input_shape : sequence of int, default (1, 28, 28)
+        Shape (C, H, W) of one input image.
+    hidden : int, default 1200
+        Units per hidden layer.
+    input_noise : float, default 0.3
+        Standard deviation of the Gaussian input noise in training mode.
+    slope : float, default 0.2
+        Negative slope of the leaky ReLUs.
+    """
 
     def __init__(self, num_classes: int = 10, input_shape: Sequence[int] = (1, 28, 28),
                  hidden: int = 1200, input_noise: float = 0.3, slope: float = 0.2) -> None:

@@ -11,7 +11,23 @@ from advlit.models.normalize import Normalize
 
 class CWCNN(nn.Module):
     """conv32-conv32-pool-conv64-conv64-pool-fc200-fc200-fc(num_classes), 3x3 convs, ReLU,
-    dropout before the fully connected layers as in the paper's training setup."""
+    dropout before the fully connected layers as in the paper's training setup.
+
+    Parameters
+    ----------
+    num_classes : int, default 10
+        Output classes (the CLI links it from the data).
+    in_channels : int, default 1
+        Input channels (1 grey, 3 colour).
+    image_size : int, default 28
+        Height and width of the square input images.
+    dropout : float, default 0.5
+        Dropout probability.
+    mean : sequence of float, default (0.1307,)
+        Per-channel mean of the normalization applied to the [0, 1] input.
+    std : sequence of float, default (0.3081,)
+        Per-channel standard deviation of that normalization.
+    """
 
     def __init__(self, num_classes: int = 10, in_channels: int = 1, image_size: int = 28,
                  dropout: float = 0.5, mean: Sequence[float] = (0.1307,),

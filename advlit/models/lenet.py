@@ -12,7 +12,21 @@ from advlit.models.normalize import Normalize
 
 
 class LeNet5(nn.Module):
-    """conv6(5x5, pad 2) - pool - conv16(5x5) - pool - fc120 - fc84 - fc(num_classes)."""
+    """conv6(5x5, pad 2) - pool - conv16(5x5) - pool - fc120 - fc84 - fc(num_classes).
+
+    Parameters
+    ----------
+    num_classes : int, default 10
+        Output classes (the CLI links it from the data).
+    in_channels : int, default 1
+        Input channels (1 grey, 3 colour).
+    mean : sequence of float, default (0.1307,)
+        Per-channel mean of the normalization applied to the [0, 1] input.
+    std : sequence of float, default (0.3081,)
+        Per-channel standard deviation of that normalization.
+    pni : bool, default False
+        Parametric noise injection on every weight (He et al. 2019).
+    """
 
     def __init__(self, num_classes: int = 10, in_channels: int = 1,
                  mean: Sequence[float] = (0.1307,), std: Sequence[float] = (0.3081,),

@@ -12,7 +12,15 @@ from torch import nn
 class BinaryLinear(nn.Module):
     """z = theta^T x + theta_0, returned as logits (0, z): cross-entropy on them is the
     logistic loss log(1 + exp(-y~ z)) with y~ = +1 for class 1 and -1 for class 0. No input
-    normalization, so theta is in pixel space. ``num_classes`` must be 2."""
+    normalization, so theta is in pixel space. ``num_classes`` must be 2.
+
+    Parameters
+    ----------
+    num_classes : int, default 2
+        Output classes (the CLI links it from the data).
+    input_shape : sequence of int, default (1, 28, 28)
+        Shape (C, H, W) of one input image.
+    """
 
     def __init__(self, num_classes: int = 2, input_shape: Sequence[int] = (1, 28, 28)) -> None:
         super().__init__()

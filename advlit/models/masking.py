@@ -8,7 +8,15 @@ from torch import nn
 
 
 class InputQuantization(nn.Module):
-    """Rounds the input to ``levels`` grey levels before ``model``: zero input gradients."""
+    """Rounds the input to ``levels`` grey levels before ``model``: zero input gradients.
+
+    Parameters
+    ----------
+    model : nn.Module
+        The wrapped classifier.
+    levels : int, default 4
+        Grey levels, >= 2.
+    """
 
     def __init__(self, model: nn.Module, levels: int = 4) -> None:
         super().__init__()
@@ -34,7 +42,17 @@ class _Scramble(torch.autograd.Function):
 
 class ScrambledGradient(nn.Module):
     """The forward of ``model``; input gradients multiplied by a fixed random sign mask of
-    one image's ``shape`` (drawn from ``seed``), so gradient attacks walk the wrong way."""
+    one image's ``shape`` (drawn from ``seed``), so gradient attacks walk the wrong way.
+
+    Parameters
+    ----------
+    model : nn.Module
+        The wrapped classifier.
+    shape : tuple[int, ...]
+        Shape (C, H, W) of one input image.
+    seed : int, default 0
+        Seeds the fixed sign mask.
+    """
 
     def __init__(self, model: nn.Module, shape: tuple[int, ...], seed: int = 0) -> None:
         super().__init__()

@@ -20,6 +20,22 @@ def _mlpconv(in_channels: int, widths: Sequence[int], kernel: int) -> list[nn.Mo
 
 
 class NiN(nn.Module):
+    """Network in Network (Lin et al. 2014) for 32x32 colour images.
+
+    Parameters
+    ----------
+    num_classes : int, default 10
+        Output classes (the CLI links it from the data).
+    in_channels : int, default 3
+        Input channels (1 grey, 3 colour).
+    dropout : float, default 0.5
+        Dropout probability.
+    mean : sequence of float, default (0.4914, 0.4822, 0.4465)
+        Per-channel mean of the normalization applied to the [0, 1] input.
+    std : sequence of float, default (0.2471, 0.2435, 0.2616)
+        Per-channel standard deviation of that normalization.
+    """
+
     def __init__(self, num_classes: int = 10, in_channels: int = 3, dropout: float = 0.5,
                  mean: Sequence[float] = CIFAR10_MEAN, std: Sequence[float] = CIFAR10_STD) -> None:
         super().__init__()

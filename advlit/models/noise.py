@@ -16,7 +16,23 @@ class NoisyInput(nn.Module):
     (one batched pass). Noise is added at inference (``at_inference``) and, with
     ``at_training``, also in train mode. ``model`` builds the wrapped classifier from
     ``num_classes`` (a class such as ``LeNet5`` or a callable), so the CLI link to
-    ``num_classes`` reaches it."""
+    ``num_classes`` reaches it.
+
+    Parameters
+    ----------
+    num_classes : int
+        Output classes (the CLI links it from the data).
+    model : Callable[[int], nn.Module]
+        Builds the wrapped classifier from ``num_classes`` (a class path in YAML).
+    sigma : float, default 0.1
+        Standard deviation of the Gaussian input noise, in [0, 1] pixel scale.
+    num_samples : int, default 1
+        Noise draws averaged per forward pass.
+    at_training : bool, default True
+        Add noise in train mode.
+    at_inference : bool, default True
+        Add noise in eval mode.
+    """
 
     def __init__(self, num_classes: int, model: Callable[[int], nn.Module], sigma: float = 0.1,
                  num_samples: int = 1, at_training: bool = True, at_inference: bool = True) -> None:
@@ -45,7 +61,15 @@ class NoisyInput(nn.Module):
 class ParametricNoise(nn.Module):
     """Adds alpha * eta to a tensor t, eta ~ N(0, std(t)^2) with std(t) not differentiated
     (PNI eq. 2); ``alpha`` is a trainable scalar per layer (init 0.25, as the paper). Noise
-    is on in train mode, and in eval mode when ``inference_noise`` (the paper keeps it on)."""
+    is on in train mode, and in eval mode when ``inference_noise`` (the paper keeps it on).
+
+    Parameters
+    ----------
+    alpha : float, default 0.25
+        Initial noise scale (trainable).
+    inference_noise : bool, default True
+        Keep the noise on in eval mode.
+    """
 
     def __init__(self, alpha: float = 0.25, inference_noise: bool = True) -> None:
         super().__init__()

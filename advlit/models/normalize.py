@@ -13,7 +13,15 @@ CIFAR10_STD = (0.2471, 0.2435, 0.2616)
 
 
 class Normalize(nn.Module):
-    """(x - mean) / std with per-channel constants."""
+    """(x - mean) / std with per-channel constants.
+
+    Parameters
+    ----------
+    mean : sequence of float
+        Per-channel mean of the normalization applied to the [0, 1] input.
+    std : sequence of float
+        Per-channel standard deviation of that normalization.
+    """
 
     def __init__(self, mean: Sequence[float], std: Sequence[float]) -> None:
         super().__init__()

@@ -33,7 +33,19 @@ class PreActBlock(nn.Module):
 
 
 class PreActResNet18(nn.Module):
-    """[2, 2, 2, 2] pre-activation blocks of widths 64-128-256-512."""
+    """[2, 2, 2, 2] pre-activation blocks of widths 64-128-256-512.
+
+    Parameters
+    ----------
+    num_classes : int, default 10
+        Output classes (the CLI links it from the data).
+    in_channels : int, default 3
+        Input channels (1 grey, 3 colour).
+    mean : sequence of float, default (0.4914, 0.4822, 0.4465)
+        Per-channel mean of the normalization applied to the [0, 1] input.
+    std : sequence of float, default (0.2471, 0.2435, 0.2616)
+        Per-channel standard deviation of that normalization.
+    """
 
     def __init__(self, num_classes: int = 10, in_channels: int = 3,
                  mean: Sequence[float] = CIFAR10_MEAN, std: Sequence[float] = CIFAR10_STD) -> None:

@@ -16,6 +16,15 @@ class Pretrained(nn.Module):
     TorchScript file (``torch.jit.save``). Like every advlit network it maps [0, 1] images to
     logits, so normalization must be inside it. ``num_classes`` only receives the CLI's link
     from the data; the file decides the outputs.
+
+    Parameters
+    ----------
+    path : str
+        The checkpoint, state_dict or TorchScript file.
+    architecture : nn.Module, optional
+        The network to load a checkpoint or state_dict into (None: TorchScript).
+    num_classes : int, optional
+        Receives the CLI's link from the data; the file decides the outputs.
     """
 
     def __init__(self, path: str, architecture: nn.Module | None = None, num_classes: int | None = None) -> None:

@@ -46,7 +46,27 @@ class BasicBlock(nn.Module):
 
 class ResNet(nn.Module):
     """Stem conv3x3, stages of :class:`BasicBlock` (stride 2 from the second stage on),
-    global average pooling and a linear head."""
+    global average pooling and a linear head.
+
+    Parameters
+    ----------
+    blocks : sequence of int
+        Blocks per stage.
+    widths : sequence of int
+        Channels per stage.
+    shortcut : str, default 'conv'
+        Shortcut on a shape change: "conv" (1x1 conv + BN) or "pad" (subsample and zero-pad).
+    num_classes : int, default 10
+        Output classes (the CLI links it from the data).
+    in_channels : int, default 3
+        Input channels (1 grey, 3 colour).
+    pni : bool, default False
+        Parametric noise injection on every weight (He et al. 2019).
+    mean : sequence of float, default (0.4914, 0.4822, 0.4465)
+        Per-channel mean of the normalization applied to the [0, 1] input.
+    std : sequence of float, default (0.2471, 0.2435, 0.2616)
+        Per-channel standard deviation of that normalization.
+    """
 
     def __init__(self, blocks: Sequence[int], widths: Sequence[int], shortcut: str = "conv",
                  num_classes: int = 10, in_channels: int = 3, pni: bool = False,
@@ -72,7 +92,21 @@ class ResNet(nn.Module):
 
 
 class ResNet20(ResNet):
-    """ResNet-20 (0.27M parameters); ``pni=True`` is PNI's NoiseNet-20."""
+    """ResNet-20 (0.27M parameters); ``pni=True`` is PNI's NoiseNet-20.
+
+    Parameters
+    ----------
+    num_classes : int, default 10
+        Output classes (the CLI links it from the data).
+    in_channels : int, default 3
+        Input channels (1 grey, 3 colour).
+    pni : bool, default False
+        Parametric noise injection on every weight (He et al. 2019).
+    mean : sequence of float, default (0.4914, 0.4822, 0.4465)
+        Per-channel mean of the normalization applied to the [0, 1] input.
+    std : sequence of float, default (0.2471, 0.2435, 0.2616)
+        Per-channel standard deviation of that normalization.
+    """
 
     def __init__(self, num_classes: int = 10, in_channels: int = 3, pni: bool = False,
                  mean: Sequence[float] = CIFAR10_MEAN, std: Sequence[float] = CIFAR10_STD) -> None:
@@ -80,7 +114,21 @@ class ResNet20(ResNet):
 
 
 class ResNet18(ResNet):
-    """ResNet-18 for 32x32 inputs (11.2M parameters)."""
+    """ResNet-18 for 32x32 inputs (11.2M parameters).
+
+    Parameters
+    ----------
+    num_classes : int, default 10
+        Output classes (the CLI links it from the data).
+    in_channels : int, default 3
+        Input channels (1 grey, 3 colour).
+    pni : bool, default False
+        Parametric noise injection on every weight (He et al. 2019).
+    mean : sequence of float, default (0.4914, 0.4822, 0.4465)
+        Per-channel mean of the normalization applied to the [0, 1] input.
+    std : sequence of float, default (0.2471, 0.2435, 0.2616)
+        Per-channel standard deviation of that normalization.
+    """
 
     def __init__(self, num_classes: int = 10, in_channels: int = 3, pni: bool = False,
                  mean: Sequence[float] = CIFAR10_MEAN, std: Sequence[float] = CIFAR10_STD) -> None:

@@ -35,7 +35,25 @@ class WideBlock(nn.Module):
 
 
 class WideResNet(nn.Module):
-    """WRN-``depth``-``widen_factor``; depth must be 6n + 4."""
+    """WRN-``depth``-``widen_factor``; depth must be 6n + 4.
+
+    Parameters
+    ----------
+    depth : int, default 34
+        Depth, 6n + 4.
+    widen_factor : int, default 10
+        Width multiplier k.
+    dropout : float, default 0.0
+        Dropout probability.
+    num_classes : int, default 10
+        Output classes (the CLI links it from the data).
+    in_channels : int, default 3
+        Input channels (1 grey, 3 colour).
+    mean : sequence of float, default (0.4914, 0.4822, 0.4465)
+        Per-channel mean of the normalization applied to the [0, 1] input.
+    std : sequence of float, default (0.2471, 0.2435, 0.2616)
+        Per-channel standard deviation of that normalization.
+    """
 
     def __init__(self, depth: int = 34, widen_factor: int = 10, dropout: float = 0.0,
                  num_classes: int = 10, in_channels: int = 3,

@@ -133,3 +133,21 @@ def test_focused_restarts_retry_only_the_points_that_came_close(trained_digits_c
     focused = run(restarts=3, retry_above=-0.1)
     assert never.backward["t"] < focused.backward["t"] < always.backward["t"]
     assert (focused.broken["t"][0.1] >= never.broken["t"][0.1]).all()
+
+
+def test_square_promise_ends_unpromising_points_early_and_keeps_the_rest(trained_digits_cnn, digits):
+    """With ``promise`` a point whose margin has not fallen enough by a checkpoint stops there:
+    fewer queries, and every point the unlimited run broke by that checkpoint is still broken."""
+    from advlit.attacks import Square
+    from advlit.evaluation import AttackSuite
+
+    _, _, x, y = digits
+    x, y = x[:64], y[:64]
+    full, gated = (AttackSuite({"sq": Square(eps=0.08, queries=200, promise=promise)}, checks=False).run(
+        trained_digits_cnn, x, y) for promise in (None, [(0.25, 0.5)]))
+    assert gated.forward["sq"] < full.forward["sq"]
+    early = AttackSuite({"sq": Square(eps=0.08, queries=50)}, checks=False).run(trained_digits_cnn, x, y)
+    assert (gated.broken["sq"][0.08] >= early.broken["sq"][0.08]).all()
+    assert (gated.broken["sq"][0.08] <= full.broken["sq"][0.08]).all()
+    with pytest.raises(ValueError, match="promise pairs"):
+        Square(eps=0.1, promise=[(1.5, 0.5)])
