@@ -35,6 +35,15 @@ def model_state_guard(model: nn.Module, mode: ModelMode = "eval", freeze: bool =
     With ``freeze=True`` parameters stop requiring gradients for the duration, so no graph
     is built over them and their ``.grad`` cannot change. In train mode the BatchNorm
     running statistics that the forward passes update are restored on exit.
+
+    Parameters
+    ----------
+    model : nn.Module
+        The model to guard.
+    mode : {"eval", "train"}, default "eval"
+        The mode it runs in inside the block.
+    freeze : bool, default True
+        Parameters stop requiring gradients inside the block.
     """
     if mode not in ("eval", "train"):
         raise ValueError(f"unknown model mode {mode!r}; use 'eval' or 'train'")
@@ -150,6 +159,16 @@ class Attack:
     model still draws its own noise from it; the evaluation engine restores it afterwards).
     Without ``index`` (inside training) the keys are one draw from the global RNG, on first
     use, so every training step gets fresh randomness.
+
+    Parameters
+    ----------
+    targeted : bool, default False
+        ``y`` is the target class: succeed when the model predicts it.
+    model_mode : {"eval", "train"}, default "eval"
+        The mode the model runs in during the attack (restored afterwards).
+    differentiable : bool, default False
+        Keep the graph from the model's parameters to ``x_adv`` (for defenses that
+        back-propagate through their attack).
     """
 
     supports_targeted = True  # ``targeted=True`` makes y the target class
@@ -247,7 +266,15 @@ class Attack:
 
 class NormAttack(Attack):
     """An attack in a ``norm`` (a name from :mod:`advlit.attacks.norms`). ``norms`` lists the
-    norms the algorithm is written for (None: any norm with the ``hooks`` it calls)."""
+    norms the algorithm is written for (None: any norm with the ``hooks`` it calls).
+
+    Parameters
+    ----------
+    norm : str
+        The norm's name ("linf", "l2", "l1", ...).
+    **kwargs
+        The parameters of :class:`Attack`.
+    """
 
     norms: tuple[str, ...] | None = None
     hooks: tuple[str, ...] = ()
@@ -269,7 +296,17 @@ class NormAttack(Attack):
 
 
 class FixedBudgetAttack(NormAttack):
-    """An attack that searches inside the ``norm`` ball of radius ``eps`` around x."""
+    """An attack that searches inside the ``norm`` ball of radius ``eps`` around x.
+
+    Parameters
+    ----------
+    norm : str, default "linf"
+        The threat model's norm.
+    eps : float
+        The budget, in [0, 1] pixel scale.
+    **kwargs
+        The parameters of :class:`Attack`.
+    """
 
     hooks = ("project",)
 
@@ -288,6 +325,13 @@ class MinNormAttack(NormAttack):
 
     Returns, per sample, the smallest adversarial example it found and ``x`` unchanged where
     it found none. ``norms`` lists the norms a subclass supports.
+
+    Parameters
+    ----------
+    norm : str, default "l2"
+        The norm whose smallest perturbation is sought.
+    **kwargs
+        The parameters of :class:`Attack`.
     """
 
     norms: tuple[str, ...] | None = ("l2",)

@@ -42,7 +42,15 @@ class _Combinator(Attack):
 
 class WorstOf(_Combinator):
     """Per sample, the example of the attack with the highest cross-entropy (MAT-Max). Costs
-    every attack plus one forward pass each."""
+    every attack plus one forward pass each.
+
+    Parameters
+    ----------
+    attacks : list of Attack
+        At least two non-differentiable attacks.
+    **kwargs
+        ``model_mode`` of :class:`~advlit.attacks.Attack`.
+    """
 
     def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, rng: SampleRNG) -> torch.Tensor:
         candidates = torch.stack([self.run(j, model, x, y, rng) for j in range(len(self.attacks))])
@@ -53,7 +61,15 @@ class WorstOf(_Combinator):
 
 class RandomOf(_Combinator):
     """One attack per batch, drawn uniformly (MAT-Rand): the cost of one attack. The draw comes
-    from the first sample's key, so a keyed call repeats exactly."""
+    from the first sample's key, so a keyed call repeats exactly.
+
+    Parameters
+    ----------
+    attacks : list of Attack
+        At least two non-differentiable attacks.
+    **kwargs
+        ``model_mode`` of :class:`~advlit.attacks.Attack`.
+    """
 
     def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, rng: SampleRNG) -> torch.Tensor:
         j = int(rng[:1].integers(0, len(self.attacks)).item())  # one host sync per batch

@@ -30,7 +30,21 @@ class PathAttack(NormAttack):
     """x_{k+1} = x_k + step_size * d_k, d_k the steepest-ascent direction (``norm``) of the
     cross-entropy (untargeted) or of minus the cross-entropy to the target (targeted).
     There is no budget and no projection (``clamp`` keeps points in [0, 1] if asked). As an
-    attack it returns the first adversarial point of each path (the last point if none)."""
+    attack it returns the first adversarial point of each path (the last point if none).
+
+    Parameters
+    ----------
+    steps : int, default 100
+        Steps of the path.
+    step_size : float, default 0.05
+        Length of each step in ``norm``.
+    norm : str, default "l2"
+        The norm whose steepest-ascent direction is followed.
+    clamp : bool, default False
+        Keep the path in the [0, 1] box.
+    **kwargs
+        ``targeted``, ``model_mode``, ``differentiable`` of :class:`~advlit.attacks.Attack`.
+    """
 
     hooks = ("steepest_ascent",)
     counts = ("steps",)
@@ -88,7 +102,21 @@ class FlipSteps:
     unbounded gradient-ascent steps (a clamped :class:`PathAttack`) the clean ``model`` needs
     to flip each point, to its flip label with ``targeted``, else to any other class; points
     that never flip score ``steps + 1``. The model's weights come from ``checkpoint`` (a file
-    or a run folder, loaded safely when first scored) unless it is already trained."""
+    or a run folder, loaded safely when first scored) unless it is already trained.
+
+    Parameters
+    ----------
+    model : nn.Module
+        The clean classifier.
+    checkpoint : str, optional
+        Its weights (a file or a run folder).
+    targeted : bool, default True
+        Walk towards each point's flip label (else to any other class).
+    steps, step_size, norm
+        The path's, as in :class:`PathAttack`.
+    batch_size : int, default 1000
+        Points walked at a time.
+    """
 
     def __init__(self, model: nn.Module, checkpoint: str | None = None, targeted: bool = True,
                  steps: int = 100, step_size: float = 0.05, norm: str = "l2", batch_size: int = 1000) -> None:

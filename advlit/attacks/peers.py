@@ -26,7 +26,19 @@ def _torchattacks(name: str, model: nn.Module, **options):
 
 class TorchattacksBudget(FixedBudgetAttack):
     """A fixed-budget torchattacks attack (``name`` e.g. "PGD", "APGD", "PGDL2"), called with
-    ``eps`` plus ``options``; ``norm`` says which eps grid of the evaluation it joins."""
+    ``eps`` plus ``options``; ``norm`` says which eps grid of the evaluation it joins.
+
+    Parameters
+    ----------
+    name : str
+        The torchattacks class.
+    norm : str, default "linf"
+        Its norm.
+    eps : float
+        The budget, in [0, 1] pixel scale.
+    options : dict, optional
+        Further keyword arguments of the torchattacks class.
+    """
 
     supports_targeted = False
 
@@ -61,7 +73,17 @@ class _PeerMinNorm(MinNormAttack):
 
 
 class TorchattacksMinNorm(_PeerMinNorm):
-    """A min-norm torchattacks attack (``name`` e.g. "DeepFool", "CW", "FAB") with ``options``."""
+    """A min-norm torchattacks attack (``name`` e.g. "DeepFool", "CW", "FAB") with ``options``.
+
+    Parameters
+    ----------
+    name : str
+        The torchattacks class.
+    norm : str, default "l2"
+        The norm its radii are measured in.
+    options : dict, optional
+        Keyword arguments of the torchattacks class.
+    """
 
     def run_peer(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return _torchattacks(self.name, model, **self.options)(x, y)
@@ -70,7 +92,17 @@ class TorchattacksMinNorm(_PeerMinNorm):
 class FoolboxMinNorm(_PeerMinNorm):
     """A min-norm Foolbox 3 attack (``name`` e.g. "L2FMNAttack", "LInfFMNAttack",
     "L1FMNAttack", "L0FMNAttack", "DDNAttack") with ``options``. ``pip install --no-deps foolbox eagerpy
-    GitPython``."""
+    GitPython``.
+
+    Parameters
+    ----------
+    name : str
+        The Foolbox attack class.
+    norm : str, default "l2"
+        The norm its radii are measured in.
+    options : dict, optional
+        Keyword arguments of the Foolbox class.
+    """
 
     def run_peer(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         try:

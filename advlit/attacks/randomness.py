@@ -42,6 +42,15 @@ class SampleRNG:
 
     Each draw names a ``stream`` (an int); the same stream gives the same numbers, so an attack
     uses a different stream per purpose and iteration.
+
+    Parameters
+    ----------
+    keys : torch.Tensor, optional
+        (N,) int64 per-sample keys (use :meth:`from_index`).
+    n : int, default 0
+        Without keys: how many samples (keys drawn from the global RNG on first use).
+    device : torch.device, optional
+        Where those keys live.
     """
 
     def __init__(self, keys: torch.Tensor | None = None, n: int = 0, device=None) -> None:

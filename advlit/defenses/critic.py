@@ -50,6 +50,31 @@ class AdversaryCritic(RobustClassifier):
 
     At test time, with a W&B logger, a grid of adversarial examples for every source/target
     pair at 95% target confidence is logged (thesis Figure 4.2).
+
+    Parameters
+    ----------
+    model : nn.Module
+        The classifier.
+    critic : Critic
+        The critic (its ``num_classes`` must match the classifier's outputs).
+    attack : HighConfidenceAttack, optional
+        The differentiable attack (default 5 steps, ``differentiable=True``).
+    adv_weight : float, default 0.1
+        Weight of the critic's loss in the classifier's objective.
+    cycle_weight : float, default 0.01
+        Weight of the cycle term (0: the way back is not attacked).
+    gradient_penalty : float, default 10.0
+        Weight of the critic's gradient penalty.
+    target : {"closest", "uniform"}, default "closest"
+        How the target class is chosen.
+    pretrain_epochs : int, default 1
+        Epochs of plain cross-entropy first.
+    confidence_momentum : float, default 0.9
+        Momentum of the per-class target confidence, in [0, 1).
+    optimizer, scheduler, critic_optimizer, critic_scheduler : callable, optional
+        The two players' optimizers and schedulers (default: the thesis's, see above).
+    **kwargs
+        The speed options of :class:`RobustClassifier`.
     """
 
     def __init__(self, model: nn.Module, critic: Critic, attack: HighConfidenceAttack | None = None,

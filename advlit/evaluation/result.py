@@ -44,6 +44,30 @@ class SuiteResult:
     every attack's example at :attr:`main`). Their means are :attr:`clean_accuracy` and
     :attr:`robust_accuracy`, the headline; the averaged classifier's figures are
     :attr:`averaged_clean_accuracy` and :attr:`averaged_robust_accuracy`.
+
+    Parameters
+    ----------
+    norms, grids, order, cascade
+        Per attack name its norm and eps values; the attacks in the order they ran; whether
+        the suite cascaded.
+    index, correct, nonfinite : torch.Tensor
+        Per sample (N,): dataset index, clean prediction right, a non-finite logit seen.
+    broken, silent : dict of str to dict of float to torch.Tensor
+        Per fixed-budget attack and eps, (N,) bool.
+    radius, relative : dict of str to torch.Tensor
+        Per min-norm attack, (N,) radii and radii over ||x||.
+    forward, backward, seconds : dict of str to number
+        Per attack, image forward passes, input gradients and wall time.
+    probed : dict of str to str
+        The model probes' flags.
+    gradient_free, single_step : set of str
+        The attacks with these capabilities (the checks read them).
+    deployed_clean, deployed_robust : torch.Tensor, optional
+        A randomized model's per-sample accuracies over ``deployed_passes`` single passes.
+    deployed_passes : int, default 0
+        Those passes.
+    examples : dict of str to Examples
+        The first adversarial examples per attack, when asked for.
     """
 
     norms: dict[str, str]

@@ -175,8 +175,8 @@ class AttackSuite:
                     if store is not None:
                         store.save(key, result)
                 results.append(result.to(x.device))
-                if any(result.grids.values()):
-                    bar.update(part[0].shape[0], f"{int(sum(r.robust.sum() for r in results))} robust")
+                robust = int(sum(r.robust.sum() for r in results)) if any(result.grids.values()) else None
+                bar.update(part[0].shape[0], "" if robust is None else f"{robust} robust")
         bar.close()
         return results[0] if len(results) == 1 else SuiteResult.cat(results)
 
@@ -402,6 +402,22 @@ def min_norm_statistics(attack: MinNormAttack, model: nn.Module, x: torch.Tensor
                         index: torch.Tensor | None = None) -> dict[str, float]:
     """One min-norm attack through the engine (no checks): its ``success_rate`` over the
     correctly classified points and, over those it broke, ``median_norm``, ``mean_norm`` and
-    ``rho_adv`` (see :meth:`SuiteResult.norm_statistics`)."""
+    ``rho_adv`` (see :meth:`SuiteResult.norm_statistics`).
+
+    Parameters
+    ----------
+    attack : MinNormAttack
+        The attack.
+    model : nn.Module
+        Maps [0, 1] images to logits.
+    x, y : torch.Tensor
+        Images in [0, 1] and labels.
+    index : torch.Tensor, optional
+        The images' dataset indices (keys the attack's randomness).
+
+    Returns
+    -------
+    dict of str to float
+    """
     result = AttackSuite({"attack": attack}, checks=False).run(model, x, y, index=index)
     return result.norm_statistics("attack")
