@@ -297,7 +297,7 @@ CHECKS: list[Check] = [
     Check("nonfinite_logits", "sample", "model",
           "the model returned non-finite logits; those points count as not robust", "advlit",
           nonfinite_logits),
-    Check("silent_success", "sample", "model",
+    Check("silent_success", "sample", "attack",
           "an attack passed through an adversarial point but returned a point that is not "
           "adversarial (the attack lost a success)", "Pintor et al. 2022", silent_success,
           explained_by_randomness=True),
