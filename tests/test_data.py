@@ -159,3 +159,16 @@ def test_the_data_root_is_the_argument_else_the_environment_else_data(monkeypatc
     with pytest.raises(FileNotFoundError, match="python -m advlit.data.download mnist") as err:
         MNISTDataModule().load()
     assert "train-images-idx3-ubyte" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_download_without_torchvision_is_one_line(tmp_path, capsys):
+    import importlib.util
+
+    from advlit.data import download
+
+    if importlib.util.find_spec("torchvision") is not None:
+        pytest.skip("torchvision is installed: this would download")
+    with pytest.raises(SystemExit) as exit_info:
+        download.main(["mnist", "--root", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("\n") == 1 and "advlit[vision]" in err
