@@ -35,7 +35,8 @@ class Run:
 
 
 QUIET = ("--trainer.logger=false", "--trainer.limit_val_batches=0", "--trainer.enable_checkpointing=false",
-         "--trainer.callbacks=[]", "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false")
+         "--trainer.callbacks=[]", "--trainer.enable_progress_bar=false",
+         "--trainer.enable_model_summary=false")
 
 
 def quiet_cli(config: str, overrides: list[str] | tuple = ()):

@@ -40,7 +40,7 @@ EPS = {"linf": {"erm": (0.05, 0.1), "robust": (0.2, 0.3)}, "l2": {"erm": (1.0, 1
        "l1": {"erm": (2.5, 5.0), "robust": (5.0, 10.0)}}
 
 
-ZOO = ("erm", "bn_erm", "mlp_erm", "mlp_pgd_at", "pgd_at", "fgsm_rs_bn", "noisy_lenet")  # configs/bench/*.yaml
+ZOO = ("erm", "bn_erm", "mlp_erm", "mlp_pgd_at", "pgd_at", "fgsm_rs_bn", "noisy_lenet")  # configs/bench
 
 
 def zoo(root: str, cache: Path) -> dict[str, tuple[nn.Module, str]]:

@@ -33,7 +33,8 @@ def hand_made(broken: dict[str, dict[float, list[int]]], radius: dict[str, list[
                        order, cascade, torch.arange(n), correct, torch.zeros(n, dtype=torch.bool), mask,
                        {name: {eps: torch.zeros(n, dtype=torch.bool) for eps in per_eps}
                         for name, per_eps in broken.items()},
-                       radii, {name: values / 2 for name, values in radii.items()}, single_step=set(single_step))
+                       radii, {name: values / 2 for name, values in radii.items()},
+                       single_step=set(single_step))
 
 
 def test_radius_statistics_from_hand_made_radii():
@@ -52,7 +53,8 @@ def test_result_checks_name_what_fired():
     # pgd: 0.5 robust at 0.1, 0.6 at 0.3 (rises); fgsm (single step) 0.4 at 0.1; df leaves 1 in 10
     flags = hand_made({"pgd": {0.1: [0, 1, 2, 3, 4], 0.3: [0, 1, 2, 3]}, "fgsm": {0.1: [0, 1, 2, 3, 4, 5]}},
                       {"df": [0.05] * 9 + [math.inf]}, 10, single_step={"fgsm"}).flags
-    assert {"robust_acc_increases_with_eps", "single_step_stronger", "unbounded_attack_not_zero"} <= set(flags)
+    fired = {"robust_acc_increases_with_eps", "single_step_stronger", "unbounded_attack_not_zero"}
+    assert fired <= set(flags)
     assert "(pgd)" in flags["robust_acc_increases_with_eps"] and "fgsm < pgd" in flags["single_step_stronger"]
     calm = hand_made({"pgd": {0.1: [0, 1], 0.3: [0, 1, 2]}}, {"df": [0.05] * 10}, 10).flags
     assert not set(calm) & {"robust_acc_increases_with_eps", "unbounded_attack_not_zero"}
@@ -62,15 +64,16 @@ def test_metric_names_are_formatted_in_one_place():
     """Keys become names only through Key.name, and nothing in advlit parses a name back."""
     from pathlib import Path
 
-    assert Key("robust_acc", "apgd", "linf", 1e-05).name("test/", "_eot8") == "test/robust_acc/apgd_eot8/eps=1e-05"
+    name = Key("robust_acc", "apgd", "linf", 1e-05).name("test/", "_eot8")
+    assert name == "test/robust_acc/apgd_eot8/eps=1e-05"
     assert Key("robust_acc", None, "l2", 0.5).name() == "robust_acc/worst_l2/eps=0.5"
     assert Key("deployed_robust_acc").name("val/", "_x") == "val/deployed/robust_acc_x"
     assert Key("sanity", check="silent_success").name("test/") == "test/sanity/silent_success"
     root = Path(__file__).resolve().parents[1]
     for path in [*root.glob("advlit/**/*.py"), *root.glob("scripts/*.py")]:
         text = path.read_text()
-        for pattern in ('split("/")', 'partition("/")', 'partition("eps=")', '[4:]', "[6:]", "removeprefix('test/')",
-                        'removeprefix("test/")', 'removeprefix(f"{stage}/")'):
+        for pattern in ('split("/")', 'partition("/")', 'partition("eps=")', '[4:]', "[6:]",
+                        "removeprefix('test/')", 'removeprefix("test/")', 'removeprefix(f"{stage}/")'):
             assert pattern not in text, (path.name, pattern)
 
 

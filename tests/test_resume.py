@@ -4,6 +4,7 @@ uninterrupted run; a changed suite or model never reuses stale results."""
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import torch
 
@@ -60,7 +61,7 @@ def test_a_killed_evaluation_resumes_to_the_uninterrupted_result(tmp_path, train
     weights, folder = tmp_path / "net.pt", tmp_path / "results"
     torch.save(trained_digits_cnn.state_dict(), weights)
     killed = subprocess.run([sys.executable, "-c", KILLED_RUN, str(weights), str(folder)],
-                            cwd=__import__("pathlib").Path(__file__).resolve().parents[1], capture_output=True)
+                            cwd=Path(__file__).resolve().parents[1], capture_output=True)
     assert killed.returncode == -9, killed.stderr.decode()[-2000:]
     assert len(list(folder.glob("chunk-*.pt"))) == 2 and not list(folder.glob(".*tmp"))
 

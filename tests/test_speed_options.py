@@ -100,14 +100,16 @@ def test_eps_warmup_ramps_the_training_attack(tmp_path):
 
 
 
-def test_the_suite_sets_cpu_threads_and_warns_when_the_machine_is_busy(trained_digits_cnn, digits, monkeypatch):
+def test_the_suite_sets_cpu_threads_and_warns_when_the_machine_is_busy(trained_digits_cnn, digits,
+                                                                      monkeypatch):
     import warnings
 
     from advlit.evaluation import AttackSuite, suite
 
     _, _, x, y = digits
     before, seen, original = torch.get_num_threads(), [], AttackSuite._run
-    monkeypatch.setattr(AttackSuite, "_run", lambda self, *a: seen.append(torch.get_num_threads()) or original(self, *a))
+    monkeypatch.setattr(AttackSuite, "_run",
+                        lambda self, *a: seen.append(torch.get_num_threads()) or original(self, *a))
     AttackSuite({"pgd": PGD(eps=0.1, steps=1)}, threads=1, checks=False).run(trained_digits_cnn, x[:8], y[:8])
     assert seen == [1] and torch.get_num_threads() == before
     monkeypatch.setattr(suite.os, "getloadavg", lambda: (64.0, 64.0, 64.0))

@@ -351,8 +351,8 @@ class APGDT(APGD):
     supports_targeted = False  # its targets are internal; y is always the true label
     counts = ("target_classes",)
 
-    def __init__(self, *, norm: str = "linf", eps: float, target_classes: int = 9, gate_after: int | None = None,
-                 gate_above: float = -0.3, **kwargs) -> None:
+    def __init__(self, *, norm: str = "linf", eps: float, target_classes: int = 9,
+                 gate_after: int | None = None, gate_above: float = -0.3, **kwargs) -> None:
         super().__init__(norm=norm, eps=eps, loss="ce", **kwargs)
         self.target_classes, self.gate_after, self.gate_above = target_classes, gate_after, gate_above
 

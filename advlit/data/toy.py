@@ -52,8 +52,8 @@ class GaussianToyDataModule(ImageDataModule):
                  poison_distance: float = 0.1, poison_label: Literal["opposite", "third"] = "opposite",
                  batch_size: int = 100, eval_batch_size: int | None = None, val_size: int = 0,
                  seed: int = 0) -> None:
-        super().__init__(root="data", batch_size=batch_size, eval_batch_size=eval_batch_size, val_size=val_size,
-                         seed=seed)
+        super().__init__(root="data", batch_size=batch_size, eval_batch_size=eval_batch_size,
+                         val_size=val_size, seed=seed)
         if dim < 1 or mu <= 0 or sigma <= 0:
             raise ValueError(f"need dim >= 1, mu > 0 and sigma > 0, got {dim}, {mu}, {sigma}")
         if poisons_per_class < 0 or poison_distance < 0:

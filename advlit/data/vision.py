@@ -305,8 +305,9 @@ class DigitsDataModule(ImageDataModule):
     def __init__(self, *, batch_size: int = 64, val_size: int = 180, eval_batch_size: int | None = None,
                  seed: int = 0, num_workers: int = 0, classes: list[int] | None = None,
                  train_size: int | None = None) -> None:
-        super().__init__(root="data", batch_size=batch_size, eval_batch_size=eval_batch_size, val_size=val_size,
-                         seed=seed, num_workers=num_workers, classes=classes, train_size=train_size)
+        super().__init__(root="data", batch_size=batch_size, eval_batch_size=eval_batch_size,
+                         val_size=val_size, seed=seed, num_workers=num_workers, classes=classes,
+                         train_size=train_size)
 
     def load(self):
         from sklearn.datasets import load_digits

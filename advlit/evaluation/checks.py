@@ -193,7 +193,8 @@ def unconstrained_attack_failure(ctx: ProbeContext) -> str | None:
     scaled = {"step_size": attack.step_size * diameter / attack.eps} \
         if getattr(attack, "step_size", None) is not None else {}  # its schedule, scaled to the ball
     unbounded = attack.replace(eps=diameter, **scaled)
-    x_far = unbounded(ctx.model, probe.x, probe.goal, index=torch.arange(probe.x.shape[0], device=probe.x.device))
+    index = torch.arange(probe.x.shape[0], device=probe.x.device)
+    x_far = unbounded(ctx.model, probe.x, probe.goal, index=index)
     with torch.no_grad(), model_state_guard(ctx.model, freeze=False):
         standing = ctx.model(x_far).argmax(dim=1) == probe.goal
     if not standing.any():

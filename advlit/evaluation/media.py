@@ -38,5 +38,7 @@ def log_wandb_media(loggers, stage: str, rows: list[list], result: SuiteResult, 
             logger.experiment.summary[f"{stage}/sanity_flags{suffix}"] = (
                 "; ".join(f"{k}: {v}" for k, v in flags.items()) + f" (see {guide})")
         for name, examples in result.examples.items():
+            captions = [f"pred {p} (true {t})" for p, t in zip(examples.pred.tolist(),
+                                                                examples.label.tolist())]
             log_images([logger], f"{stage}/adversarial_examples/{name}{suffix}", list(examples.x_adv),
-                       [f"pred {p} (true {t})" for p, t in zip(examples.pred.tolist(), examples.label.tolist())])
+                       captions)

@@ -204,7 +204,8 @@ class SuiteResult:
         ``sanity`` value (1 fired, 0 not)."""
         values = {k: v.mean().item() for k, v in self.per_sample().items()}
         for name in self.radius:
-            values.update({Key(stat, name, self.norms[name]): v for stat, v in self.norm_statistics(name).items()})
+            stats = self.norm_statistics(name)
+            values.update({Key(stat, name, self.norms[name]): value for stat, value in stats.items()})
         n = max(1, self.correct.shape[0])
         for name in self.order:
             values[Key("grads_per_image", name, self.norms[name])] = self.backward.get(name, 0) / n
@@ -243,7 +244,8 @@ class SuiteResult:
         first = results[0]
         out = replace(first, **{name: None if getattr(first, name) is None else
                                 torch.cat([getattr(r, name) for r in results])
-                                for name in ("index", "correct", "nonfinite", "deployed_clean", "deployed_robust")})
+                                for name in ("index", "correct", "nonfinite", "deployed_clean",
+                                             "deployed_robust")})
         for attr in ("broken", "silent"):
             setattr(out, attr, {name: {eps: torch.cat([getattr(r, attr)[name][eps] for r in results])
                                        for eps in per_eps} for name, per_eps in getattr(first, attr).items()})
@@ -285,13 +287,15 @@ class SuiteResult:
                 f"deployed model ({self.deployed_passes} single passes per image): clean accuracy "
                 f"{self.clean_accuracy:.4f}, robust accuracy {self.robust_accuracy:.4f} "
                 f"(95% interval {low:.4f}-{high:.4f}) on {n} images",
-                f"below: the EOT-averaged classifier the attacks used (clean {self.averaged_clean_accuracy:.4f})"]
+                "below: the EOT-averaged classifier the attacks used "
+                f"(clean {self.averaged_clean_accuracy:.4f})"]
         values = self.metrics()
         for norm in dict.fromkeys(self.norms[name] for name in self.order):
             names = [name for name in self.order if self.norms[name] == norm]
             grid = self.eps_values(norm)
             stats = [s for s in ("median_norm", "rho_adv") if any(Key(s, a, norm) in values for a in names)]
-            header = "".join(f"{'eps=' + format(e, 'g'):>10}" for e in grid) + "".join(f"{s:>12}" for s in stats)
+            header = "".join(f"{'eps=' + format(e, 'g'):>10}" for e in grid)
+            header += "".join(f"{s:>12}" for s in stats)
             lines.append(f"{'attack (' + norm + ')':<18}{header}{'grads/img':>10}{'s':>7}")
             for name in names + [None]:
                 cells = [values.get(Key("robust_acc", name, norm, eps)) for eps in grid]

@@ -93,7 +93,8 @@ def standard_suite(norm: Literal["linf", "l2", "l1"] = "linf", eps: float = 0.3,
                                    gate_after=GATE_AFTER if norm == "linf" else None, gate_above=GATE_ABOVE)}
         if norm in MIN_NORM_STAGE:  # AutoAttack's FAB-T in kind, on the points still standing
             attacks["min_norm"] = WithinEps(attack=MIN_NORM_STAGE[norm], eps=eps)
-        attacks["square"] = Square(norm=norm, eps=eps, queries=SQUARE_QUERIES[norm], promise=SQUARE_PROMISE.get(norm))
+        attacks["square"] = Square(norm=norm, eps=eps, queries=SQUARE_QUERIES[norm],
+                                   promise=SQUARE_PROMISE.get(norm))
         return AttackSuite(attacks, **options)
     if version == "rand":
         attacks = {"apgd_ce": APGD(norm=norm, eps=eps, steps=100),

@@ -29,7 +29,8 @@ from advlit.evaluation.eot import ExpectationOverTransformation, deployed_accura
 from advlit.evaluation.result import Examples, SuiteResult, empty_radius
 from advlit.evaluation.resume import ResultStore, model_fingerprint
 
-__all__ = ["AttackSuite", "CountingModel", "SuiteResult", "check_batch", "check_labels", "min_norm_statistics"]
+__all__ = ["AttackSuite", "CountingModel", "SuiteResult", "check_batch", "check_labels",
+           "min_norm_statistics"]
 
 
 class CountingModel(nn.Module):
@@ -160,7 +161,8 @@ class AttackSuite:
         index = torch.arange(x.shape[0], device=x.device) if index is None else index.to(x.device)
         checks = self.checks if checks is None else checks
         size = self.batch_size or max(1, x.shape[0])
-        store = None if self.results_dir is None else ResultStore(self.results_dir, self.fingerprint(model, target))
+        store = (None if self.results_dir is None
+                 else ResultStore(self.results_dir, self.fingerprint(model, target)))
         bar = _progress(x.shape[0], self.progress and x.shape[0] > size, "images", "img")
         results = []
         # Lightning evaluates under inference mode; the engine needs ordinary tensors
