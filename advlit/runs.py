@@ -80,6 +80,25 @@ def hand_written_pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: fl
     return x_adv
 
 
+BENCH_CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "bench"  # in a clone of advlit
+
+
+def bench_network(name: str, root: str, cache: str | Path) -> nn.Module:
+    """The benchmark zoo's network ``name`` (``configs/bench/<name>.yaml``), in eval mode: its
+    weights from ``<cache>/<name>.pt``, else trained once with a quiet trainer and cached."""
+    path = Path(cache) / f"{name}.pt"
+    cli = quiet_cli(str(BENCH_CONFIGS / f"{name}.yaml"), [f"--data.init_args.root={root}"])
+    if path.exists():
+        cli.model.model.load_state_dict(torch.load(path, weights_only=True))
+    else:
+        start = time.perf_counter()
+        cli.trainer.fit(cli.model, cli.datamodule)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(cli.model.model.state_dict(), path)
+        print(f"trained {name} in {time.perf_counter() - start:.0f} s", flush=True)
+    return cli.model.model.eval()
+
+
 def load_run(config: str, checkpoint: str | None = None, overrides: list[str] | tuple = ()) -> Run:
     """Build ``config`` (plus ``overrides``, e.g. ``--data.init_args.root=...``) without loggers
     and load ``checkpoint`` (a file, or a checkpoint folder: its newest run's last.ckpt)

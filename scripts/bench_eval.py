@@ -32,9 +32,7 @@ from advlit.evaluation import standard_suite
 from advlit.evaluation.eot import deployed_accuracy
 from advlit.evaluation.suite import CountingModel
 from advlit.models import InputQuantization, ScrambledGradient
-from advlit.runs import export_torchscript, quiet_cli
-
-CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "bench"
+from advlit.runs import bench_network, export_torchscript
 
 EPS = {"linf": {"erm": (0.05, 0.1), "robust": (0.2, 0.3)}, "l2": {"erm": (1.0, 1.5), "robust": (1.5, 2.0)},
        "l1": {"erm": (2.5, 5.0), "robust": (5.0, 10.0)}}
@@ -44,22 +42,10 @@ ZOO = ("erm", "bn_erm", "mlp_erm", "mlp_pgd_at", "pgd_at", "fgsm_rs_bn", "noisy_
 
 
 def zoo(root: str, cache: Path) -> dict[str, tuple[nn.Module, str]]:
-    """name -> (trained network, its key in ``EPS``: "erm" or "robust"): each network is trained
-    from ``configs/bench/<name>.yaml`` once and its weights cached under ``cache``; the masked
-    models wrap the ERM LeNet-5."""
-    cache.mkdir(parents=True, exist_ok=True)
-    nets = {}
-    for name in ZOO:
-        path = cache / f"{name}.pt"
-        cli = quiet_cli(str(CONFIGS / f"{name}.yaml"), [f"--data.init_args.root={root}"])
-        if path.exists():
-            cli.model.model.load_state_dict(torch.load(path, weights_only=True))
-        else:
-            start = time.perf_counter()
-            cli.trainer.fit(cli.model, cli.datamodule)
-            torch.save(cli.model.model.state_dict(), path)
-            print(f"trained {name} in {time.perf_counter() - start:.0f} s", flush=True)
-        nets[name] = cli.model.model.eval()
+    """name -> (trained network, its key in ``EPS``: "erm" or "robust"): each network from
+    ``configs/bench/<name>.yaml``, trained once and cached (:func:`advlit.runs.bench_network`);
+    the masked models wrap the ERM LeNet-5."""
+    nets = {name: bench_network(name, root, cache) for name in ZOO}
     kinds = {name: "robust" if name in ("pgd_at", "fgsm_rs_bn") else "erm" for name in ZOO}
     models = {name: (nets[name], kinds[name]) for name in ZOO if name != "noisy_lenet"}
     models["quantized_erm"] = (InputQuantization(nets["erm"]).eval(), "erm")

@@ -5,13 +5,12 @@ adversarial example, radius, broken point or cost).
     python scripts/snapshot_results.py --out before.pt               # on the old commit
     python scripts/snapshot_results.py --out after.pt --compare before.pt
 
-Needs the zoo of ``scripts/bench_eval.py`` (``logs/bench_zoo/*.pt``).
+The zoo's networks come from ``configs/bench`` (trained once, cached under ``--zoo``).
 """
 
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import torch
 
@@ -19,10 +18,10 @@ from advlit import attacks as A
 from advlit.data import MNISTDataModule
 from advlit.data.root import data_root
 from advlit.evaluation import standard_suite
-from advlit.models import MLP, BatchNormCNN, LeNet5, NoisyInput, ScrambledGradient
+from advlit.models import ScrambledGradient
+from advlit.runs import bench_network
 
-MODELS = {"erm": LeNet5, "bn_erm": BatchNormCNN, "mlp_pgd_at": MLP,
-          "noisy_lenet": lambda: NoisyInput(10, LeNet5, sigma=0.3)}
+MODELS = ("erm", "bn_erm", "mlp_pgd_at", "noisy_lenet")
 ATTACKS = {  # every attack family, short budgets
     "fgsm": A.FGSM(eps=0.1), "pgd": A.PGD(eps=0.1, steps=10), "pgd_l2": A.PGD(norm="l2", eps=1.0, steps=10),
     "pgd_l1": A.PGD(norm="l1", eps=5.0, steps=10),
@@ -76,10 +75,8 @@ def main() -> None:
     args = parser.parse_args()
     x, y = MNISTDataModule(root=str(data_root())).split_tensors("test", args.samples)
     results = {}
-    for name, arch in MODELS.items():
-        net = arch()
-        net.load_state_dict(torch.load(Path(args.zoo) / f"{name}.pt", weights_only=True))
-        net.eval()
+    for name in MODELS:
+        net = bench_network(name, str(data_root()), args.zoo)
         if name == "noisy_lenet":
             results[name] = snapshot(net, x, y, {"rand": dict(norm="linf", eps=0.1, version="rand")}, {})
             continue

@@ -309,8 +309,9 @@ class SuiteResult:
                 lines.append(f"{label[:18]:<18}{row}")
         if self.cascade:
             lines.append("cascade: each row is robust against that attack and every one above it")
-        lines += [f"flag {key}: {message}" for key, message in self.flags.items()]
-        if self.flags:
+        flags = self.flags
+        lines += [f"flag {key}: {message}" for key, message in flags.items()]
+        if flags:
             lines.append(f"what each flag means and what to do next: {_checks.FLAGS_GUIDE}")
         return "\n".join(lines)
 

@@ -163,7 +163,7 @@ class AttackSuite:
         size = self.batch_size or max(1, x.shape[0])
         store = (None if self.results_dir is None
                  else ResultStore(self.results_dir, self.fingerprint(model, target)))
-        bar = _progress(x.shape[0], self.progress and x.shape[0] > size, "images", "img")
+        bar = _progress(x.shape[0], self.progress and x.shape[0] > size, "images", "img", keep=True)
         results = []
         # Lightning evaluates under inference mode; the engine needs ordinary tensors
         with torch.inference_mode(False), _threads(self.threads, x.device):
@@ -177,8 +177,9 @@ class AttackSuite:
                     if store is not None:
                         store.save(key, result)
                 results.append(result.to(x.device))
-                robust = int(sum(r.robust.sum() for r in results)) if any(result.grids.values()) else None
-                bar.update(part[0].shape[0], "" if robust is None else f"{robust} robust")
+                if bar.bar is not None:  # robust so far: a host sync per batch, only for the bar
+                    robust = sum(int(r.robust.sum()) for r in results) if any(result.grids.values()) else None
+                    bar.update(part[0].shape[0], "" if robust is None else f"{robust} robust")
         bar.close()
         return results[0] if len(results) == 1 else SuiteResult.cat(results)
 
@@ -205,7 +206,7 @@ class AttackSuite:
                 result.deployed_passes = self.eot_samples
                 result.deployed_clean = deployed_accuracy(model, x, y, self.eot_samples, self.batch_size)
                 result.deployed_robust = result.deployed_clean.clone()
-            bar = _progress(len(attacks), self.progress, "attacks", "attack")
+            bar = _progress(len(attacks), self.progress, "attacks", "attack", keep=False)
             last_probe = None  # points the last gradient attack left standing
             for name, attack in attacks.items():
                 start = time.perf_counter()
@@ -215,8 +216,9 @@ class AttackSuite:
                 else:
                     last_probe = self._run_fixed_budget(batch, name, attack, result) or last_probe
                 result.seconds[name] = time.perf_counter() - start
-                robust = f", {int(result.robust.sum())} robust" if any(result.grids.values()) else ""
-                bar.update(1, f"{name} done{robust}")
+                if bar.bar is not None:
+                    robust = f", {int(result.robust.sum())} robust" if any(result.grids.values()) else ""
+                    bar.update(1, f"{name} done{robust}")
             bar.close()
             if probe:
                 head = slice(0, _checks.PROBE_IMAGES)
@@ -298,13 +300,9 @@ class _Batch:
     examples: int
     deployed: tuple[str, float] | None = None
 
-    @property
-    def targeted(self) -> bool:
-        return self.target is not None
-
-    @property
-    def goal(self) -> torch.Tensor:
-        return self.y if self.target is None else torch.full_like(self.y, self.target)
+    def __post_init__(self) -> None:
+        self.targeted = self.target is not None
+        self.goal = self.y if self.target is None else torch.full_like(self.y, self.target)
 
 
 def check_batch(x: torch.Tensor, y: torch.Tensor, index: torch.Tensor | None) -> None:
@@ -351,15 +349,14 @@ def _predict(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 
 class _progress:
-    """A tqdm bar (``enabled``), or nothing: over the images of a run (kept on screen) or the
-    attacks of one batch (cleared when done)."""
+    """A tqdm bar (``enabled``), or nothing; ``keep``: left on screen when done."""
 
-    def __init__(self, total: int, enabled: bool, desc: str, unit: str) -> None:
+    def __init__(self, total: int, enabled: bool, desc: str, unit: str, keep: bool) -> None:
         self.bar = None
         if enabled:
             from tqdm.auto import tqdm
 
-            self.bar = tqdm(total=total, desc=desc, leave=desc == "images", unit=unit)
+            self.bar = tqdm(total=total, desc=desc, leave=keep, unit=unit)
 
     def update(self, done: int, status: str) -> None:
         if self.bar is not None:
