@@ -175,7 +175,8 @@ def test_no_accusing_flag_on_clean_models(clean_models, digits):
 
 def test_a_randomized_model_is_judged_as_deployed(trained_digits_cnn, digits):
     """The rand suite attacks through EOT but reports the deployed model: its expected accuracy
-    over single passes, the same in two runs, never above the clean figure."""
+    over single passes (20, more than the attacks' EOT average), the same in two runs, never
+    above the clean figure."""
     from advlit.evaluation import standard_suite
 
     _, _, x, y = digits
@@ -185,6 +186,8 @@ def test_a_randomized_model_is_judged_as_deployed(trained_digits_cnn, digits):
     suite.attacks = {n: a.replace(steps=10) for n, a in suite.attacks.items()}
     first, second = suite.run(noisy, x, y), suite.run(noisy, x, y)
     assert first.robust_accuracy == second.robust_accuracy and first.clean_accuracy == second.clean_accuracy
+    assert first.deployed_passes == suite.deployed_passes == 20 > suite.eot_samples
+    assert torch.equal(first.deployed_clean * 20, (first.deployed_clean * 20).round())
     single = torch.stack([(noisy(x).argmax(1) == y).float() for _ in range(50)]).mean()
     assert abs(first.clean_accuracy - single.item()) < 0.05
     assert (first.deployed_robust <= first.deployed_clean).all()

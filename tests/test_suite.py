@@ -173,19 +173,22 @@ def test_standard_suite_on_a_plain_module_and_its_summary(trained_digits_cnn, di
     assert "apgd_t" in table and all(len(line) <= 80 for line in table.splitlines())
 
 
-@pytest.mark.parametrize("norm, eps", [("l2", 0.4), ("l1", 1.0)])
-def test_standard_suite_has_a_min_norm_stage_on_the_points_standing(trained_digits_cnn, digits, norm, eps):
+@pytest.mark.parametrize("norm, eps, stages", [("l2", 0.4, ["pdgd", "fab_t"]), ("l1", 1.0, ["fab_t"])])
+def test_standard_suite_has_min_norm_stages_on_the_points_standing(trained_digits_cnn, digits, norm, eps,
+                                                                  stages):
     _, _, x, y = digits
     suite = standard_suite(norm=norm, eps=eps)
-    assert list(suite.attacks) == ["apgd_ce", "apgd_t", "min_norm", "square"]
-    assert suite.grid("min_norm") == [eps]
+    assert list(suite.attacks) == ["apgd_ce", "apgd_t", *stages, "square"]
+    assert all(suite.grid(name) == [eps] for name in stages)
     x, y = x[:24], y[:24]
     suite.attacks["square"] = suite.attacks["square"].replace(queries=50)
+    for name in stages:
+        suite.attacks[name] = suite.attacks[name].replace(attack=suite.attacks[name].attack.replace(steps=20))
     result = suite.run(trained_digits_cnn, x, y)
     standing = int(result.robust_to("apgd_t", eps).sum())
-    stage = suite.attacks["min_norm"].attack
+    stage = suite.attacks[stages[0]].attack
     steps = stage.steps * getattr(stage, "target_classes", 1)  # FAB-T: steps per target class
-    assert 0 < result.backward["min_norm"] <= steps * standing < steps * int(result.correct.sum())
+    assert 0 < result.backward[stages[0]] <= steps * standing < steps * int(result.correct.sum())
     assert result.robust_accuracy <= result.metrics()[Key("robust_acc", "apgd_t", norm, eps)] + 1e-9
 
 

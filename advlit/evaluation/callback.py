@@ -104,12 +104,14 @@ class RobustnessEvaluation(Callback):
                  threads: int | None = None) -> None:
         attacks = dict(attacks or {})
         eps_grid = dict(eps_grid or {})
+        deployed_passes = None
         if standard is not None:  # after the configured attacks, at its own eps unless gridded
             built = standard_suite(**standard)
             attacks = {**attacks, **built.attacks}
             for name in built.attacks:
                 eps_grid.setdefault(name, built.grid(name))
             eot_samples = max(eot_samples, built.eot_samples)  # the ``rand`` version uses EOT
+            deployed_passes = max(eot_samples, built.deployed_passes)
         if not attacks:
             raise ValueError("RobustnessEvaluation needs at least one attack (attacks: or standard:)")
         if every_n_val_epochs < 0:
@@ -124,7 +126,7 @@ class RobustnessEvaluation(Callback):
         cascade = standard is not None if cascade is None else cascade
         self.suite = AttackSuite(attacks, eps_grid, cascade=cascade, seed=seed, eot_samples=eot_samples,
                                  checks=sanity_checks, progress=progress, results_dir=results_dir,
-                                 threads=threads)
+                                 threads=threads, deployed_passes=deployed_passes)
         self.on_test, self.every_n_val_epochs = on_test, every_n_val_epochs
         self.max_samples, self.log_examples, self.sanity_checks = max_samples, log_examples, sanity_checks
         self.tag = tag + (f"_eot{eot_samples}" if eot_samples > 1 else "")

@@ -89,6 +89,8 @@ class AttackSuite:
     eot_samples : int, default 1
         Passes averaged by expectation over transformation (randomized models); above 1 the
         headline accuracies judge the deployed model (see :class:`SuiteResult`).
+    deployed_passes : int, optional
+        Single passes per image that judge the deployed model (default: ``eot_samples``).
     checks : bool, default True
         Run the model-probing honesty checks on the first batch (``docs/flags.md``).
     progress : bool, default False
@@ -110,13 +112,15 @@ class AttackSuite:
     def __init__(self, attacks: dict[str, Attack], eps_grid: dict[str, list[float]] | None = None,
                  cascade: bool = True, seed: int = 0, eot_samples: int = 1, checks: bool = True,
                  progress: bool = False, batch_size: int | None = 256, results_dir: str | None = None,
-                 threads: int | None = None) -> None:
+                 threads: int | None = None, deployed_passes: int | None = None) -> None:
         if not attacks:
             raise ValueError("an AttackSuite needs at least one attack")
         if batch_size is not None and batch_size < 1:
             raise ValueError(f"batch_size must be >= 1 or None (everything at once), got {batch_size!r}")
         if eot_samples < 1:
             raise ValueError(f"eot_samples must be >= 1, got {eot_samples}")
+        if deployed_passes is not None and deployed_passes < 1:
+            raise ValueError(f"deployed_passes must be >= 1 or None (eot_samples), got {deployed_passes}")
         if threads is not None and threads < 1:
             raise ValueError(f"threads must be >= 1 or None (torch's setting), got {threads!r}")
         self.eps_grid = {k if k in attacks else k.lower(): sorted(float(e) for e in v)
@@ -129,6 +133,7 @@ class AttackSuite:
                 raise ValueError(f"eps_grid[{key!r}] has a negative eps: {grid}")
         self.attacks = dict(attacks)
         self.cascade, self.seed, self.eot_samples = cascade, seed, eot_samples
+        self.deployed_passes = deployed_passes or eot_samples
         self.checks, self.progress, self.batch_size = checks, progress, batch_size
         self.results_dir, self.threads = results_dir, threads
 
@@ -136,7 +141,7 @@ class AttackSuite:
         """What decides every per-sample result besides the images: the attacks and their
         hyper-parameters, the suite's settings, the target and the model's class and weights."""
         settings = (list(self.attacks.items()), sorted(self.eps_grid.items()), self.cascade, self.seed,
-                    self.eot_samples, self.batch_size, target, model_fingerprint(model))
+                    self.eot_samples, self.deployed_passes, self.batch_size, target, model_fingerprint(model))
         return repr(settings)
 
     def grid(self, name: str) -> list[float]:
@@ -203,8 +208,8 @@ class AttackSuite:
                 single_step={n for n, a in attacks.items() if a.single_step})
             if self.eot_samples > 1 and target is None and any(result.grids.values()):
                 batch.deployed = result.main
-                result.deployed_passes = self.eot_samples
-                result.deployed_clean = deployed_accuracy(model, x, y, self.eot_samples, self.batch_size)
+                result.deployed_passes = self.deployed_passes
+                result.deployed_clean = deployed_accuracy(model, x, y, self.deployed_passes, self.batch_size)
                 result.deployed_robust = result.deployed_clean.clone()
             bar = _progress(len(attacks), self.progress, "attacks", "attack", keep=False)
             last_probe = None  # points the last gradient attack left standing
@@ -271,7 +276,7 @@ class AttackSuite:
                                             keep_examples=eps == max(result.grids[name]))
                 broken[idx] = broke
                 if batch.deployed == (attack.norm, eps):
-                    judged = deployed_accuracy(batch.model, x_adv, batch.y[idx], self.eot_samples,
+                    judged = deployed_accuracy(batch.model, x_adv, batch.y[idx], self.deployed_passes,
                                                self.batch_size)
                     result.deployed_robust[idx] = result.deployed_robust[idx].minimum(judged)
                 keep = ~broke

@@ -161,7 +161,7 @@ def test_pdpgd_default_step_rule_follows_the_norm():
 @pytest.mark.parametrize("attack,grads,forwards", [
     (FMN(norm="l2", steps=7, refine_steps=3), 7, 7 + 3),
     (DDN(steps=7, refine_steps=3), 7, 7 + 3),
-    (FABT(steps=4, target_classes=2, refine_steps=3), 4 * 2, 1 + 4 * 2 + 3),
+    (FABT(steps=4, target_classes=2, refine_steps=3), 4 * 2, 1 + 2 * 4 * 2 + 3),
     (PDGD(steps=5, restarts=2, refine_steps=4), 5 * 2, 1 + 5 * 2 + 4),
     (PDPGD(norm="linf", steps=6, refine_steps=0), 6, 1 + 6),
 ])
