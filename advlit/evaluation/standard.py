@@ -15,8 +15,7 @@ MIN_NORM_STAGES = {"l2": {"pdgd": PDGD(steps=200), "fab_t": FABT(norm="l2", step
 SQUARE_QUERIES = {"linf": 4000, "l2": 4500, "l1": 4500}
 # Square's queries go on, per point, only while its margin keeps falling: below 0.65 of its margin
 # at the start by 1/8 of the queries, 0.4 by 1/4, 0.2 by 1/2 (docs/benchmarks.md, "Where the time goes")
-PROMISE = [(0.125, 0.65), (0.25, 0.4), (0.5, 0.2)]
-SQUARE_PROMISE = {"linf": PROMISE, "l2": PROMISE, "l1": PROMISE}
+SQUARE_PROMISE = [(0.125, 0.65), (0.25, 0.4), (0.5, 0.2)]
 # rand: the attacks average 10 passes per gradient (AutoAttack's rand: 20); the deployed model is
 # judged over 20 single passes (docs/benchmarks.md, "Randomized models")
 EOT_SAMPLES, DEPLOYED_PASSES = 10, 20
@@ -111,7 +110,7 @@ def standard_suite(norm: Literal["linf", "l2", "l1"] = "linf", eps: float = 0.3,
         for name, attack in MIN_NORM_STAGES.get(norm, {}).items():
             attacks[name] = WithinEps(attack=attack, eps=eps)
         attacks["square"] = Square(norm=norm, eps=eps, queries=SQUARE_QUERIES[norm],
-                                   promise=SQUARE_PROMISE.get(norm))
+                                   promise=SQUARE_PROMISE)
         return AttackSuite(attacks, **options)
     if version == "rand":
         attacks = {"apgd_ce": APGD(norm=norm, eps=eps, steps=100),
