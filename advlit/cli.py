@@ -14,6 +14,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import WandbLogger
 
+from advlit.atomic import atomic_write
 from advlit.checkpoints import RUN_PREFIX, CheckpointError, latest_checkpoint, load_checkpoint, run_folders
 from advlit.config_errors import one_line
 from advlit.defenses import RobustClassifier
@@ -101,11 +102,8 @@ class LoggedSaveConfigCallback(SaveConfigCallback):
         if trainer.is_global_zero:
             callback = checkpoint_callback(trainer)
             if stage == "fit" and callback is not None:
-                folder = Path(callback.dirpath)
-                folder.mkdir(parents=True, exist_ok=True)
-                partial = folder / f".{self.config_filename}.{os.getpid()}.tmp"
-                self.parser.save(self.config, str(partial), skip_none=False, overwrite=True, multifile=False)
-                os.replace(partial, folder / self.config_filename)
+                atomic_write(Path(callback.dirpath) / self.config_filename, lambda tmp: self.parser.save(
+                    self.config, str(tmp), skip_none=False, overwrite=True, multifile=False))
             self.already_saved = True
         self.already_saved = trainer.strategy.broadcast(self.already_saved)
 

@@ -6,7 +6,6 @@ package and a printed table, nothing a second script would import."""
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ import torch.nn.functional as F
 from lightning.pytorch import Callback, LightningDataModule
 from torch import nn
 
+from advlit.atomic import atomic_write
 from advlit.checkpoints import load_network
 from advlit.cli import build_cli
 from advlit.defenses import RobustClassifier
@@ -62,9 +62,7 @@ def export_torchscript(net: nn.Module, path: str | Path, input_shape=(1, 28, 28)
     """TorchScript (traced) of the fp32 eval-mode network, written atomically."""
     net = net.float().eval().cpu()
     traced = torch.jit.trace(net, torch.rand(2, *input_shape))
-    tmp = Path(path).with_name(Path(path).name + ".tmp")
-    torch.jit.save(traced, str(tmp))
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: torch.jit.save(traced, str(tmp)))
 
 
 def hand_written_pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, alpha: float,
@@ -93,8 +91,7 @@ def bench_network(name: str, root: str, cache: str | Path) -> nn.Module:
     else:
         start = time.perf_counter()
         cli.trainer.fit(cli.model, cli.datamodule)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(cli.model.model.state_dict(), path)
+        atomic_write(path, lambda tmp: torch.save(cli.model.model.state_dict(), tmp))
         print(f"trained {name} in {time.perf_counter() - start:.0f} s", flush=True)
     return cli.model.model.eval()
 

@@ -23,11 +23,11 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import os
 from pathlib import Path
 
 import torch
 
+from advlit.atomic import atomic_write
 from advlit.attacks import DDN, FABT, FMN, PDGD, PDPGD, FoolboxMinNorm, TorchattacksMinNorm
 from advlit.data import MNISTDataModule
 from advlit.data.root import data_root
@@ -107,9 +107,7 @@ def plot(curves: dict[tuple[str, str], dict[str, list[tuple[float, float]]]], pa
                title=f"{Path(model).stem}, {norm}")
         ax.legend(fontsize=7)
     fig.tight_layout()
-    tmp = Path(path).with_name(Path(path).name + ".tmp.png")
-    fig.savefig(tmp, dpi=120)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=120, format=Path(path).suffix.lstrip(".") or "png"))
 
 
 def main() -> None:

@@ -15,6 +15,7 @@ import argparse
 import torch
 
 from advlit import attacks as A
+from advlit.atomic import atomic_write
 from advlit.data import MNISTDataModule
 from advlit.data.root import data_root
 from advlit.evaluation import standard_suite
@@ -85,7 +86,7 @@ def main() -> None:
             results["scrambled_erm"] = snapshot(ScrambledGradient(net, (1, 28, 28)).eval(), x, y,
                                                 {"linf": SUITES["linf"]}, {})
         print(f"{name}: {len(results[name])} results", flush=True)
-    torch.save(results, args.out)
+    atomic_write(args.out, lambda tmp: torch.save(results, tmp))
     if args.compare:
         before = torch.load(args.compare, weights_only=False)
         differ = [f"{m}/{k}" for m in before for k in before[m]

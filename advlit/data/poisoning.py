@@ -5,7 +5,6 @@ validation and test data stay untouched."""
 from __future__ import annotations
 
 import csv
-import os
 from pathlib import Path
 from typing import Literal
 
@@ -13,6 +12,7 @@ import torch
 from lightning.pytorch import LightningDataModule
 from lightning.pytorch.loggers import WandbLogger
 
+from advlit.atomic import atomic_write
 from advlit.data.loading import TensorImageDataset
 from advlit.data.selection import RandomSelection, SelectionStrategy
 from advlit.data.vision import ImageDataModule
@@ -135,17 +135,7 @@ class PoisonedDataModule(LightningDataModule):
         if not self.trainer.is_global_zero:
             return
         folder = Path(self.record_dir or self.trainer.log_dir or self.trainer.default_root_dir)
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / "poison.csv"
-        partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # atomic: a reader never sees half a file
-        try:
-            with partial.open("w", newline="") as f:
-                writer = csv.writer(f)
-                writer.writerow(["index", "old_label", "new_label"])
-                writer.writerows(zip(*(self.flips[k].tolist() for k in ("index", "old", "new"))))
-            os.replace(partial, path)
-        finally:
-            partial.unlink(missing_ok=True)
+        path = atomic_write(folder / "poison.csv", self._write_flips)
         for logger in self.trainer.loggers:
             if isinstance(logger, WandbLogger):
                 import wandb
@@ -154,6 +144,13 @@ class PoisonedDataModule(LightningDataModule):
                                           metadata={"poisoned": n, "seed": self.seed})
                 artifact.add_file(str(path))
                 logger.experiment.log_artifact(artifact)
+
+    def _write_flips(self, path: Path) -> None:
+        """The flips as CSV: index, old_label, new_label."""
+        with path.open("w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["index", "old_label", "new_label"])
+            writer.writerows(zip(*(self.flips[k].tolist() for k in ("index", "old", "new"))))
 
     def train_dataloader(self):
         return self.datamodule.train_dataloader()

@@ -7,12 +7,12 @@ model or dataset has other fingerprints, so old results are never mixed in (nor 
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from advlit.atomic import atomic_write
 from advlit.evaluation.result import SuiteResult
 
 
@@ -55,8 +55,4 @@ class ResultStore:
         return SuiteResult.from_state(torch.load(path, weights_only=True))
 
     def save(self, key: str, result: SuiteResult) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        path = self.path(key)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        torch.save(result.to("cpu").state(), tmp)
-        os.replace(tmp, path)
+        atomic_write(self.path(key), lambda tmp: torch.save(result.to("cpu").state(), tmp))
